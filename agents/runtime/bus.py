@@ -1,0 +1,78 @@
+"""Kafka clients with the settings event sourcing needs (DESIGN §5, STYLE traps).
+
+FastStream's defaults are wrong for a log that is the source of truth: it acks before the
+handler runs (at-most-once) and starts new groups at "latest". Every subscriber here acks
+after processing (a failing handler is nacked and redelivered) and starts at "earliest".
+The timing values are those measured against the embedded broker (issue 2): a group join
+takes half the session timeout, and a waiting fetch is not answered early.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+
+from events.codec import encode
+from events.envelope import Envelope
+from events.topology import producer_of
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+
+
+def bootstrap_from_env() -> str:
+    return os.environ.get("SLEEPWAKE_BOOTSTRAP", DEFAULT_BOOTSTRAP)
+
+
+def partitions_from_env() -> int:
+    raw = os.environ.get("SLEEPWAKE_PARTITIONS", "3")
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"SLEEPWAKE_PARTITIONS must be a positive integer, got {raw!r}")
+    return int(raw)
+
+
+SESSION_TIMEOUT_MS = 6000
+FETCH_MAX_WAIT_MS = 20
+
+
+def subscriber(
+    broker: KafkaBroker, *topics: str, group_id: str, title: str, description: str | None = None,
+    batch: bool = False,
+) -> Any:
+    """A subscriber that acks after processing, nacks on error and starts at "earliest"."""
+    return broker.subscriber(
+        *topics, group_id=group_id, title=title, description=description,
+        batch=batch, max_records=2000 if batch else None, batch_timeout_ms=50,
+        auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR,
+        session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_poll_interval_ms=300_000,
+    )
+
+
+async def raw_body(msg: StreamMessage[Any]) -> bytes:
+    """FastStream decoder that hands the handler the bytes: our codec decodes (and dead-letters)."""
+    body: bytes = msg.body
+    return body
+
+
+def make_broker(bootstrap: str | None = None, **kwargs: Any) -> KafkaBroker:
+    """A FastStream broker; the aiokafka idempotent producer is off (unsupported by tansu)."""
+    return KafkaBroker(
+        bootstrap or bootstrap_from_env(),
+        enable_idempotence=False,
+        linger_ms=kwargs.pop("linger_ms", 1),
+        decoder=raw_body,
+        log_level=kwargs.pop("log_level", logging.DEBUG),  # per-message lines are debug detail
+        logger=logging.getLogger("sleepwake.faststream"),
+        **kwargs,
+    )
+
+
+async def publish_event(broker: KafkaBroker, event: Envelope[Any]) -> None:
+    """Publish an event on its producer's topic (events.topology), keyed by subject."""
+    topic = producer_of(type(event.data)).topic
+    await broker.publish(encode(event), topic=topic, key=event.subject.encode())

@@ -1,0 +1,45 @@
+"""What every agent's domain is: a pure decide/evolve pair over frozen state (DESIGN §3).
+
+A policy never reads the clock, an unseeded random source, or anything but the events it is
+given, so re-running it over a log prefix reproduces its decisions (the audit relies on it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from events.envelope import Envelope, Payload
+
+S = TypeVar("S")
+
+AnyEnvelope = Envelope[Any]
+
+
+@dataclass(frozen=True)
+class Emit:
+    """An event a policy decides to emit; the shell wraps it in an envelope."""
+
+    data: Payload
+    subject: str
+    correlationid: str | None = None
+
+
+@dataclass(frozen=True)
+class Policy(Generic[S]):
+    """An agent's domain: initial state, a reaction to each event, and a fold."""
+
+    initial: S
+    decide: Callable[[S, AnyEnvelope], Sequence[Emit]]
+    evolve: Callable[[S, AnyEnvelope], S]
+
+
+def run(policy: Policy[S], events: Sequence[AnyEnvelope]) -> tuple[S, list[list[Emit]]]:
+    """Fold a policy over events, returning the final state and what it decided at each one."""
+    state = policy.initial
+    decided: list[list[Emit]] = []
+    for event in events:
+        decided.append(list(policy.decide(state, event)))
+        state = policy.evolve(state, event)
+    return state, decided

@@ -1,0 +1,106 @@
+"""The thin FastStream shell around a pure policy: decode, dedupe, decide, publish, ack.
+
+Each agent module is `app = agent_app("name", POLICY).app`; `faststream run agents.name:app`
+runs it. The topics it reads and writes come from events.topology, never from the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any, Generic, TypeVar, Union
+
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from faststream.specification import AsyncAPI
+
+from agents.runtime.admin import ensure_topics
+from agents.runtime.bus import (
+    bootstrap_from_env,
+    make_broker,
+    partitions_from_env,
+    subscriber,
+)
+from agents.runtime.catchup import catch_up
+from agents.runtime.deadletters import decode_or_dead_letter
+from agents.runtime.policy import AnyEnvelope, Emit, Policy
+from events.codec import encode
+from events.envelope import Envelope, derived_id, make_envelope
+from events.topology import AGENTS, AgentSpec, all_topics
+
+S = TypeVar("S")
+
+log = logging.getLogger("sleepwake.agent")
+
+
+def describe(emits: list[Emit]) -> str:
+    """A one-line account of a decision for the log."""
+    if not emits:
+        return "no action"
+    return "; ".join(f"{e.data.TYPE}({e.subject}) {e.data.model_dump_json()}" for e in emits)
+
+
+class Agent(Generic[S]):
+    """One running agent: its broker, subscriber, publisher and in-memory state."""
+
+    def __init__(
+        self, name: str, policy: Policy[S], *, bootstrap: str | None = None,
+        broker: KafkaBroker | None = None,
+    ) -> None:
+        self.spec: AgentSpec = AGENTS[name]
+        self.policy = policy
+        self.state: S = policy.initial
+        self.seen: set[str] = set()
+        self.source = f"{name}/{os.environ.get('HOSTNAME', 'local')}-{os.getpid()}"
+        self.group = f"sw-{name}"
+        self.bootstrap = bootstrap or bootstrap_from_env()
+        self.broker = broker or make_broker(self.bootstrap, client_id=f"sleepwake-{name}")
+        produced: Any = Union[tuple(Envelope[p] for p in self.spec.produces)]  # type: ignore[valid-type]  # noqa: UP007
+        self.publisher = self.broker.publisher(
+            self.spec.topic, title=f"{self.spec.topic}:publish", description=self.spec.summary,
+            schema=produced,
+        )
+        subscriber(
+            self.broker, *self.spec.input_topics, group_id=self.group, title=f"{name}:consume",
+            description=f"{name} reads {', '.join(self.spec.consumes)}",
+        )(self.handle)
+        self.app = FastStream(
+            self.broker,
+            specification=AsyncAPI(
+                self.broker, title=f"sleepwake {name}", description=self.spec.summary
+            ),
+        )
+        self.app.on_startup(self.prepare)
+
+    async def prepare(self) -> None:
+        """Create missing topics, then fold what the group already consumed (restart)."""
+        await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
+        self.state, self.seen = await asyncio.to_thread(
+            catch_up, self.bootstrap, self.group, self.spec.input_topics, self.policy
+        )
+
+    async def handle(self, body: bytes, msg: KafkaMessage) -> None:
+        event = await decode_or_dead_letter(self.broker, self.spec.name, body, msg.raw_message)
+        if event is None or str(event.id) in self.seen:
+            return
+        await self.react(event)
+
+    async def react(self, event: AnyEnvelope) -> None:
+        """Decide, publish with ids derived from the cause, then fold (the ack follows)."""
+        emits = list(self.policy.decide(self.state, event))
+        for index, emit in enumerate(emits):
+            out = make_envelope(
+                emit.data, source=self.source, subject=emit.subject, cause=event,
+                id=derived_id(self.spec.name, event.id, index), correlationid=emit.correlationid,
+            )
+            await self.publisher.publish(encode(out), key=emit.subject.encode())
+        self.state = self.policy.evolve(self.state, event)
+        self.seen.add(str(event.id))
+        log.info("%s on %s %s: %s", self.spec.name, event.type, event.subject, describe(emits))
+
+
+def agent_app(name: str, policy: Policy[S]) -> Agent[S]:
+    """The agent as configured by the environment ($SLEEPWAKE_BOOTSTRAP)."""
+    return Agent(name, policy)

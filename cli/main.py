@@ -1,0 +1,164 @@
+"""The `sleepwake` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli import events_cmd, logs
+from cli.options import Bootstrap, Db, Partitions, Verbose
+
+app = typer.Typer(
+    help="sleepwake: event-sourced sleep-wake orchestration of language-model cohorts.\n\n"
+    "Every command that needs Kafka starts an embedded broker on loopback unless "
+    "--bootstrap (or SLEEPWAKE_BOOTSTRAP) names an external one.",
+    no_args_is_help=True,
+)
+app.add_typer(events_cmd.app, name="events")
+topics_app = typer.Typer(help="Create the topics declared in events.topology.",
+                         no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+
+@app.command()
+def broker(
+    port: Annotated[int | None, typer.Option(help="Port on 127.0.0.1 (default: a free one).")] = (
+        None
+    ),
+    create_topics: Annotated[bool, typer.Option(help="Create all topics once it is up.")] = True,
+    partitions: Partitions = 3,
+) -> None:
+    """Start the embedded Kafka-protocol broker (tansu, memory storage) until Ctrl-C."""
+    from agents.runtime.admin import ensure_topics
+    from agents.runtime.embedded import EmbeddedBroker
+
+    with EmbeddedBroker(port) as embedded:
+        if create_topics:
+            ensure_topics(embedded.bootstrap, partitions)
+        typer.echo(f"bootstrap: {embedded.bootstrap}")
+        typer.echo(f"export SLEEPWAKE_BOOTSTRAP={embedded.bootstrap}   # for other shells")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if _block_signals() else None
+    typer.echo("broker stopped")
+
+
+def _block_signals() -> bool:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    return True
+
+
+@topics_app.command("create")
+def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> None:
+    """Create missing event and dead-letter topics (idempotent; infinite retention)."""
+    from agents.runtime.admin import ensure_topics
+
+    if not bootstrap:
+        raise typer.BadParameter("needs a running broker: pass --bootstrap host:port")
+    created = ensure_topics(bootstrap, partitions)
+    typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+@app.command()
+def run(
+    db: Db = Path("runs/sleepwake.duckdb"),
+    rallies: Annotated[int, typer.Option(min=1, help="Proof-flow rallies to serve.")] = 200,
+    limit: Annotated[int, typer.Option(min=1, help="Pings per rally.")] = 5,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0,
+    bootstrap: Bootstrap = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the system end to end and report: broker, agents, projector, traffic.
+
+    Until the wake agents land this serves the proof flow (pinger/ponger rallies through
+    the log) and checks that the projection holds every event.
+    """
+    from agents.runtime.embedded import bootstrap_or_embedded
+    from cli.proof import prove
+
+    logs.setup(verbose)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with bootstrap_or_embedded(bootstrap) as servers:
+        report = asyncio.run(prove(servers, db, rallies, limit, timeout))
+    typer.echo(
+        f"{report.complete}/{report.rallies} rallies complete, {report.events} events projected "
+        f"into {db} in {report.seconds:.1f}s"
+    )
+    if report.complete != report.rallies:
+        raise typer.Exit(1)
+
+
+@app.command()
+def project(db: Db = Path("sleepwake.duckdb"), bootstrap: Bootstrap = None,
+            verbose: Verbose = False) -> None:
+    """Run the projector (the single DuckDB writer) until Ctrl-C."""
+    from agents.runtime.embedded import bootstrap_or_embedded
+    from projections.projector import Projector
+
+    logs.setup(verbose)
+    with bootstrap_or_embedded(bootstrap) as servers:
+        typer.echo(f"projecting {servers} into {db}")
+        asyncio.run(Projector(db, bootstrap=servers).app.run())
+
+
+@app.command()
+def replay(
+    out: Annotated[Path, typer.Option(help="Fresh DuckDB file to build (must not exist).")],
+    source: Annotated[str, typer.Option(help="kafka: read the log from offset 0; "
+                                              "archive: read another file's events table.")] = (
+        "kafka"
+    ),
+    archive: Annotated[Path | None, typer.Option(help="Archive file for --source archive.")] = (
+        None
+    ),
+    until_cycle: Annotated[int | None, typer.Option(help="Stop after cycle N.")] = None,
+    bootstrap: Bootstrap = None,
+) -> None:
+    """Rebuild every projection into a fresh file; --until-cycle N gives the state as of N."""
+    from projections.replay import ReplayError, replay_from_archive, replay_from_kafka
+
+    try:
+        if source == "archive":
+            if archive is None:
+                raise ReplayError("--source archive needs --archive FILE")
+            counts = replay_from_archive(archive, out, until_cycle)
+        elif source == "kafka":
+            if not bootstrap:
+                raise ReplayError("--source kafka needs the broker that holds the log: "
+                                  "--bootstrap host:port (the embedded one keeps no log)")
+            counts = replay_from_kafka(bootstrap, out, until_cycle)
+        else:
+            raise ReplayError(f"--source must be kafka or archive, not {source!r}")
+    except ReplayError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"replayed into {out}: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
+
+
+@app.command()
+def audit(
+    db: Db = Path("sleepwake.duckdb"),
+    until_cycle: Annotated[int | None, typer.Option(help="Audit the prefix up to cycle N.")] = (
+        None
+    ),
+) -> None:
+    """Re-run each agent's policy over the archived log; exit 1 on any divergence."""
+    from projections.audit import audit as run_audit
+
+    if not db.exists():
+        typer.echo(f"error: {db} not found: pass the projector's file with --db", err=True)
+        raise typer.Exit(2)
+    report = run_audit(db, until_cycle)
+    for agent, n in report.checked.items():
+        typer.echo(f"{agent:16} {n} inputs re-decided")
+    for divergence in report.divergences:
+        typer.echo(f"DIVERGENCE {divergence}")
+    typer.echo("audit: ok" if report.ok else f"audit: {len(report.divergences)} divergences")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()

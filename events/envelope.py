@@ -1,0 +1,97 @@
+"""The CloudEvents-style envelope every event travels in (DESIGN §5).
+
+Payloads are frozen pydantic models that know their event type and schema version; the
+envelope adds identity, ordering and causality. Ids of derived events are deterministic
+(uuid5 of the cause), so an agent that reprocesses a redelivered event re-emits the *same*
+events and every consumer dedupes them by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Namespace of derived event ids: uuid5(NAMESPACE, "<source>|<cause id>|<index>").
+NAMESPACE = uuid.UUID("6f1d7c52-4b3e-4f7a-9a7e-2f6b8c1d5e00")
+
+
+class Payload(BaseModel):
+    """Base of every event payload: frozen, closed to unknown fields, versioned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The event type name on the wire (CloudEvents `type`), e.g. "QueryReceived".
+    TYPE: ClassVar[str] = ""
+    #: The current schema version; older versions are upcast on decode.
+    VERSION: ClassVar[int] = 1
+
+
+P = TypeVar("P", bound=Payload)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """One event on the log: CloudEvents 1.0 attribute names plus a typed `data` payload."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: uuid.UUID = Field(description="Event id, the dedupe key of every consumer.")
+    source: str = Field(
+        description="Producing agent (and instance).", examples=["selector/0"], min_length=1
+    )
+    type: str = Field(description="Event type name.", examples=["QueryReceived"], min_length=1)
+    schemaversion: int = Field(description="Schema version of `data`.", ge=1, examples=[1])
+    time: datetime = Field(description="When the producer emitted it (informational only).")
+    subject: str = Field(
+        description="Stream key (Kafka message key): a query id, model id or cycle.",
+        examples=["q-000042"],
+        min_length=1,
+    )
+    sequence: int = Field(
+        default=0, ge=0, description="Position of the event in its subject's stream, if known."
+    )
+    correlationid: str | None = Field(
+        default=None, description="The cycle this event belongs to.", examples=["cycle-3"]
+    )
+    causationid: uuid.UUID | None = Field(
+        default=None, description="Id of the event that caused this one."
+    )
+    data: P = Field(description="The typed payload.")
+
+
+def derived_id(source: str, cause: uuid.UUID | str, index: int = 0) -> uuid.UUID:
+    """Deterministic id for the index-th event `source` emits in reaction to `cause`."""
+    return uuid.uuid5(NAMESPACE, f"{source}|{cause}|{index}")
+
+
+def make_envelope(
+    data: P,
+    *,
+    source: str,
+    subject: str,
+    id: uuid.UUID | None = None,
+    cause: Envelope[Any] | None = None,
+    index: int = 0,
+    correlationid: str | None = None,
+    sequence: int = 0,
+    time: datetime | None = None,
+) -> Envelope[P]:
+    """Wrap a payload; the id derives from (source, cause, index) when there is a cause."""
+    if id is None:
+        id = uuid.uuid4() if cause is None else derived_id(source, cause.id, index)
+    typed: Any = Envelope[type(data)]  # type: ignore[misc]
+    return typed(
+        id=id,
+        source=source,
+        type=data.TYPE,
+        schemaversion=data.VERSION,
+        time=time or datetime.now(UTC),
+        subject=subject,
+        sequence=sequence,
+        correlationid=correlationid if correlationid is not None or cause is None
+        else cause.correlationid,
+        causationid=cause.id if cause is not None else None,
+        data=data,
+    )

@@ -1,0 +1,119 @@
+"""Events of the serving (wake) half: traffic, routing, answers, escalation, grading."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from events.envelope import Payload
+
+QueryId = str
+ModelId = str
+
+
+class CycleOpened(Payload):
+    """The traffic source opens a cycle and announces its size: the count barrier of §4."""
+
+    TYPE = "CycleOpened"
+    cycle: int = Field(ge=0, description="Cycle number, from 0.", examples=[3])
+    queries: int = Field(ge=0, description="How many QueryReceived belong to it.", examples=[256])
+    mode: Literal["lockstep", "free"] = Field(
+        default="lockstep", description="Lockstep waits for the control phase; free never waits."
+    )
+
+
+class QueryReceived(Payload):
+    """A production (or benchmark) query enters at the lowest tier."""
+
+    TYPE = "QueryReceived"
+    query_id: QueryId = Field(description="Unique query id.", examples=["c3-q0042"])
+    cycle: int = Field(ge=0, description="Cycle the query belongs to.", examples=[3])
+    text: str = Field(description="Query text, as every model and the router see it.",
+                      examples=["reverse: roid"])
+    embedding: str = Field(
+        default="", description="L2-normalised sentence embedding, float16 little-endian base64."
+    )
+    family: str | None = Field(default=None, description="Task family, when known.",
+                               examples=["spell_backward"])
+    level: str | None = Field(default=None, description="Difficulty level, when known.",
+                              examples=["easy"])
+    reference: str | None = Field(default=None, description="Verifiable answer, when known.",
+                                  examples=["dior"])
+    shadow: bool = Field(default=False, description="Also answered by the upper tier and peers.")
+
+
+class QueryRouted(Payload):
+    """The selector's choice, with the numbers that made it (eq. 4)."""
+
+    TYPE = "QueryRouted"
+    query_id: QueryId
+    cycle: int = Field(ge=0)
+    model_id: ModelId = Field(description="Chosen member.", examples=["L0-a"])
+    tier: int = Field(ge=0, description="Tier of the chosen member.", examples=[0])
+    distances: dict[ModelId, float] = Field(default_factory=dict,
+                                            description="d_beh(x, M) per candidate.")
+    costs: dict[ModelId, float] = Field(default_factory=dict,
+                                        description="Normalised cost per candidate.")
+    explored: bool = Field(default=False, description="Chosen by ε-exploration.")
+    canary: bool = Field(default=False, description="Sent to a canary version.")
+
+
+class ResponseGenerated(Payload):
+    """A model worker's answer with its confidence and cost."""
+
+    TYPE = "ResponseGenerated"
+    query_id: QueryId
+    cycle: int = Field(ge=0)
+    model_id: ModelId
+    tier: int = Field(ge=0)
+    answer: str = Field(description="The generated answer text.", examples=["dior"])
+    confidence: float = Field(description="Raw confidence from token probabilities.")
+    prompt_tokens: int = Field(ge=0)
+    answer_tokens: int = Field(ge=0)
+    cost_flops: float = Field(ge=0, description="≈ 2 · params · tokens.")
+    cost_norm: float = Field(ge=0, description="Cost normalised so always-top = 1.00.")
+    adapter: str | None = Field(default=None, description="sha256 of the adapter used, if any.")
+    shadow: bool = Field(default=False, description="A shadow-sample answer, not served.")
+
+
+class Accepted(Payload):
+    """The meta-selector keeps an answer (Algorithm 1)."""
+
+    TYPE = "Accepted"
+    query_id: QueryId
+    cycle: int = Field(ge=0)
+    model_id: ModelId
+    tier: int = Field(ge=0)
+    p_success: float = Field(ge=0, le=1, description="Calibrated confidence.")
+    evi: float = Field(description="Expected value of escalating.")
+    theta: float = Field(description="θ_crit in force.")
+
+
+class Escalated(Payload):
+    """The meta-selector sends the query one tier up (Algorithm 1)."""
+
+    TYPE = "Escalated"
+    query_id: QueryId
+    cycle: int = Field(ge=0)
+    from_model: ModelId
+    from_tier: int = Field(ge=0)
+    to_tier: int = Field(ge=1)
+    p_success: float = Field(ge=0, le=1)
+    evi: float
+    theta: float
+
+
+class ResponseGraded(Payload):
+    """Quality Q of one answer (final or shadow)."""
+
+    TYPE = "ResponseGraded"
+    query_id: QueryId
+    cycle: int = Field(ge=0)
+    model_id: ModelId
+    tier: int = Field(ge=0)
+    quality: float = Field(ge=0, le=1, description="Q(x, y).")
+    success: bool = Field(description="Q ≥ τ.")
+    method: Literal["reference", "agreement"]
+    final: bool = Field(description="The answer served to the user.")
+    shadow: bool = Field(default=False)

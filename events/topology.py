@@ -1,0 +1,128 @@
+"""The system as data: which agent produces which events and consumes whose topics.
+
+Topic creation, the AsyncAPI/markdown docs, the projector's subscription and the test
+harness all derive from `SYSTEM`; adding an agent is adding one `AgentSpec` here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from events import control, proof, serving
+from events.envelope import Payload
+
+TOPIC_PREFIX = "sw"
+TOPIC_VERSION = "v1"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent: its name (= its topic), what it emits, and whose topics it reads."""
+
+    name: str
+    produces: tuple[type[Payload], ...]
+    consumes: tuple[str, ...] = ()
+    summary: str = ""
+
+    @property
+    def topic(self) -> str:
+        return topic_of(self.name)
+
+    @property
+    def dead_letter_topic(self) -> str:
+        return dead_letter_of(self.topic)
+
+    @property
+    def input_topics(self) -> tuple[str, ...]:
+        return tuple(topic_of(name) for name in self.consumes)
+
+
+def topic_of(agent: str) -> str:
+    return f"{TOPIC_PREFIX}.{agent}.{TOPIC_VERSION}"
+
+
+def dead_letter_of(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+SYSTEM: tuple[AgentSpec, ...] = (
+    AgentSpec(
+        "gateway", (serving.CycleOpened, serving.QueryReceived), ("envelope_broker",),
+        "Traffic source: opens cycles (announcing their size) and publishes queries.",
+    ),
+    AgentSpec(
+        "selector", (serving.QueryRouted,),
+        ("gateway", "cartographer", "canary_judge", "envelope_broker"),
+        "Routes each query to the member minimising w_d·d_beh + w_c·C (eq. 4).",
+    ),
+    AgentSpec(
+        "worker", (serving.ResponseGenerated,),
+        ("selector", "meta_selector", "canary_judge"),
+        "Data plane: generates answers with each member's current adapters.",
+    ),
+    AgentSpec(
+        "meta_selector", (serving.Accepted, serving.Escalated), ("worker", "cartographer"),
+        "Algorithm 1: escalates iff calibrated confidence < θ_crit and EVI > 0.",
+    ),
+    AgentSpec(
+        "grader", (serving.ResponseGraded,), ("gateway", "worker", "meta_selector"),
+        "Scores final and shadow answers: by reference, else by agreement with the upper tier.",
+    ),
+    AgentSpec(
+        "cartographer", (control.GapIndexUpdated, control.PrototypesUpdated),
+        ("gateway", "grader"),
+        "Clusters the graded window into cells (HDBSCAN) and measures gaps per cell.",
+    ),
+    AgentSpec(
+        "envelope_broker",
+        (control.EnvelopeOpened, control.EnvelopeClosed, control.SleepStarted,
+         control.ControlPhaseCompleted),
+        ("cartographer", "trainer", "canary_judge"),
+        "Algorithm 3: opens training envelopes inside the 1/3 budget and picks the sleeper.",
+    ),
+    AgentSpec(
+        "trainer",
+        (control.TrainingProgress, control.TrainingCompleted, control.TrainingFailed),
+        ("envelope_broker",),
+        "Algorithm 2: LoRA knowledge distillation from the upper tier on the gap cells.",
+    ),
+    AgentSpec(
+        "canary_judge",
+        (control.CanaryStarted, control.TrafficShifted, control.Promoted, control.RolledBack),
+        ("trainer", "grader"),
+        "Algorithm 4: offline gate, then doubling traffic share; promote or roll back.",
+    ),
+    AgentSpec("pinger", (proof.Ping,), ("ponger",), "Proof flow: pings until the rally's limit."),
+    AgentSpec("ponger", (proof.Pong,), ("pinger",), "Proof flow: answers every ping."),
+)
+
+AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in SYSTEM}
+
+
+def all_topics() -> list[str]:
+    """Every event topic and its dead-letter topic."""
+    return [t for spec in SYSTEM for t in (spec.topic, spec.dead_letter_topic)]
+
+
+def event_topics() -> list[str]:
+    return [spec.topic for spec in SYSTEM]
+
+
+def producer_of(payload: type[Payload]) -> AgentSpec:
+    """The one agent allowed to emit this event type."""
+    owners = [spec for spec in SYSTEM if payload in spec.produces]
+    if len(owners) != 1:
+        raise LookupError(f"{payload.TYPE} must have exactly one producer, has {len(owners)}")
+    return owners[0]
+
+
+def _check() -> None:
+    for spec in SYSTEM:
+        for name in spec.consumes:
+            if name not in AGENTS:
+                raise LookupError(f"{spec.name} consumes unknown agent {name!r}")
+        for payload in spec.produces:
+            producer_of(payload)
+
+
+_check()

@@ -1,0 +1,95 @@
+"""Audit: re-run each agent's pure policy over the archived log and compare decisions.
+
+Because derived event ids are a function of (agent, cause, index), the event a policy
+*would* emit for an input can be looked up by id among those the agent *did* emit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from agents.registry import POLICIES
+from events.codec import decode
+from events.envelope import derived_id
+from events.topology import AGENTS
+
+
+@dataclass(frozen=True)
+class Divergence:
+    agent: str
+    cause: str
+    event_id: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.agent}: on {self.cause} -> {self.event_id}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    checked: dict[str, int]
+    divergences: list[Divergence]
+
+    @property
+    def ok(self) -> bool:
+        return not self.divergences
+
+
+def audit(db: Path, until_cycle: int | None = None) -> AuditReport:
+    """Check every implemented agent against the archive in `db` (read-only)."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        checked: dict[str, int] = {}
+        divergences: list[Divergence] = []
+        for name, policy in sorted(POLICIES.items()):
+            spec = AGENTS[name]
+            cond = "" if until_cycle is None else f" AND (cycle IS NULL OR cycle <= {until_cycle})"
+            inputs = con.execute(
+                f"SELECT raw FROM events WHERE topic IN ({_list(spec.input_topics)}){cond} "
+                'ORDER BY topic, "partition", "offset"'
+            ).fetchall()
+            emitted = _emitted(con, spec.topic)
+            state = policy.initial
+            expected_ids: set[str] = set()
+            for (raw,) in inputs:
+                event = decode(raw)
+                for index, emit in enumerate(policy.decide(state, event)):
+                    eid = str(derived_id(name, event.id, index))
+                    expected_ids.add(eid)
+                    got = emitted.get(eid)
+                    want = (emit.data.TYPE, emit.subject, emit.data.model_dump(mode="json"))
+                    if got is None:
+                        divergences.append(Divergence(name, str(event.id), eid, "not emitted"))
+                    elif got != want:
+                        divergences.append(Divergence(
+                            name, str(event.id), eid, f"emitted {got}, policy decides {want}"))
+                state = policy.evolve(state, event)
+            causes = {str(decode(raw).id) for (raw,) in inputs}
+            for eid, (_, _, _, cause) in _emitted_with_cause(con, spec.topic).items():
+                if cause in causes and eid not in expected_ids:
+                    divergences.append(Divergence(name, cause, eid, "emitted, policy would not"))
+            checked[name] = len(inputs)
+        return AuditReport(checked, divergences)
+    finally:
+        con.close()
+
+
+def _list(items: tuple[str, ...]) -> str:
+    return ", ".join(f"'{t}'" for t in items) or "NULL"
+
+
+def _emitted_with_cause(con: duckdb.DuckDBPyConnection, topic: str) -> dict[str, Any]:
+    rows = con.execute(
+        "SELECT id::VARCHAR, type, subject, data, causationid::VARCHAR FROM events "
+        "WHERE topic = ? AND causationid IS NOT NULL", [topic]
+    ).fetchall()
+    return {eid: (kind, subj, json.loads(data), cause) for eid, kind, subj, data, cause in rows}
+
+
+def _emitted(con: duckdb.DuckDBPyConnection, topic: str) -> dict[str, tuple[str, str, Any]]:
+    return {eid: v[:3] for eid, v in _emitted_with_cause(con, topic).items()}

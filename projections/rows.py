@@ -1,0 +1,56 @@
+"""Events as archive rows: the columns every projection reads, positions included."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from events.codec import AnyEnvelope
+
+#: Archive columns, in table order; a batch is a list per column (bulk insert via unnest).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "UUID"),
+    ("topic", "VARCHAR"),
+    ("partition", "INTEGER"),
+    ("offset", "BIGINT"),
+    ("type", "VARCHAR"),
+    ("schemaversion", "INTEGER"),
+    ("source", "VARCHAR"),
+    ("subject", "VARCHAR"),
+    ("sequence", "BIGINT"),
+    ("correlationid", "VARCHAR"),
+    ("causationid", "UUID"),
+    ("time", "TIMESTAMPTZ"),
+    ("cycle", "INTEGER"),
+    ("data", "JSON"),
+    ("raw", "BLOB"),
+)
+
+_CYCLE = re.compile(r"(\d+)$")
+
+
+def cycle_of(correlationid: str | None) -> int | None:
+    """The cycle number of a correlation id such as "cycle-3" (None when there is none)."""
+    if not correlationid:
+        return None
+    match = _CYCLE.search(correlationid)
+    return int(match.group(1)) if match else None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where an event was read: the tracking key."""
+
+    topic: str
+    partition: int
+    offset: int | None  # None where the transport has no offsets (the in-memory test broker)
+
+
+def row(event: AnyEnvelope, at: Position, raw: bytes) -> tuple[Any, ...]:
+    return (
+        str(event.id), at.topic, at.partition, at.offset, event.type, event.schemaversion,
+        event.source, event.subject, event.sequence, event.correlationid,
+        str(event.causationid) if event.causationid else None, event.time,
+        cycle_of(event.correlationid), event.data.model_dump_json(), raw,
+    )
