@@ -35,14 +35,14 @@ log = logging.getLogger("sleepwake.projector")
 class Projector:
     def __init__(
         self, db: str | Path, *, bootstrap: str | None = None, broker: KafkaBroker | None = None,
-        positions: bool = True,
+        positions: bool = True, group: str | None = None,
     ) -> None:
         self.store = Store(db)
         self.positions = positions  # False on the in-memory test broker, whose offsets are all 0
         self.bootstrap = bootstrap or bootstrap_from_env()
         self.broker = broker or make_broker(self.bootstrap, client_id="sleepwake-projector")
         self.lock = asyncio.Lock()
-        group = f"sw-projector-{self.store.instance}"
+        group = group or f"sw-projector-{self.store.instance}"
         subscriber(
             self.broker, *event_topics(), group_id=group, title="projector:events", batch=True
         )(self.on_events)

@@ -53,6 +53,7 @@ class Agent(Generic[S]):
         self.policy = policy
         self.state: S = policy.initial
         self.seen: set[str] = set()
+        self.handled = 0  # events this instance decided on (observability, tests)
         self.source = f"{name}/{os.environ.get('HOSTNAME', 'local')}-{os.getpid()}"
         self.group = f"sw-{name}"
         self.bootstrap = bootstrap or bootstrap_from_env()
@@ -98,6 +99,7 @@ class Agent(Generic[S]):
             await self.publisher.publish(encode(out), key=emit.subject.encode())
         self.state = self.policy.evolve(self.state, event)
         self.seen.add(str(event.id))
+        self.handled += 1
         log.info("%s on %s %s: %s", self.spec.name, event.type, event.subject, describe(emits))
 
 
