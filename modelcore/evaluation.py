@@ -12,9 +12,13 @@ from modelcore.world import all_cells, heldout
 
 @dataclass(frozen=True)
 class CellScore:
+    """A cell's held-out result, with the raw confidence and outcome of every answer."""
+
     n: int
     accuracy: float
     cost: float
+    confidences: tuple[float, ...] = ()
+    successes: tuple[bool, ...] = ()
 
 
 def evaluate(
@@ -35,7 +39,11 @@ def evaluate(
             answers += backend.generate([t.prompt for t in chunk], adapter)
         ok = [grade_reference(t, a.text).success for t, a in zip(tasks, answers, strict=True)]
         out[cell] = CellScore(
-            len(tasks), sum(ok) / max(1, len(ok)), sum(a.cost for a in answers) / max(1, len(ok))
+            len(tasks),
+            sum(ok) / max(1, len(ok)),
+            sum(a.cost for a in answers) / max(1, len(ok)),
+            tuple(a.confidence for a in answers),
+            tuple(ok),
         )
     return out
 

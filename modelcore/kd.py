@@ -50,6 +50,7 @@ class KDConfig:
     seed: int = 0
     max_new_tokens: int = 16
     target_modules: tuple[str, ...] = LLAMA_MODULES
+    train_token_rows: bool = True
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,13 @@ def _prepare(
     return _Targets(batch, ref, torch.tensor(weights, dtype=torch.float32))
 
 
+def _used_tokens(batch: Batch) -> list[int]:
+    """Token ids the targets use: their embedding rows train with the adapter, because a
+    member never pretrained on a family has untrained rows for its characters that no LoRA
+    on the linear layers can repair."""
+    return sorted(int(t) for t in batch.input_ids[batch.attention_mask.bool()].unique())
+
+
 def _pick(t: _Targets, idx: torch.Tensor) -> tuple[Batch, torch.Tensor | None, torch.Tensor]:
     b = slice_batch(t.batch, idx)
     ref = t.ref_logp[idx, : b.input_ids.shape[1]] if t.ref_logp is not None else None
@@ -183,6 +191,7 @@ def distil(
         lora_alpha=config.alpha,
         lora_dropout=0.0,
         target_modules=list(config.target_modules),
+        trainable_token_indices=_used_tokens(targets.batch) if config.train_token_rows else None,
         task_type="CAUSAL_LM",
     )
     model = get_peft_model(base, lora)

@@ -1,9 +1,13 @@
 """The task world: reasoning-gym generators rendered tersely, with their own scorers.
 
 Every query has a verifiable answer, so quality comes from the generator's `score_answer`
-rather than from a judge. Prompts are rendered tersely (`add: 12+7`) because a character
+rather than from a judge. Prompts are rendered tersely (`sum: 3+4-2`) because a character
 model learns them several times faster than reasoning-gym's long instructions; every part of
 the system sees this same text.
+
+Levels are set through the generators' own parameters, and "hard" is the hardest level the
+teacher masters (≥ 90 % held out). Two-digit sums were tried and dropped: the teacher reached
+only 11 % on them within the build budget, while 1-digit chains of up to 5 terms it masters.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import reasoning_gym
 from reasoning_gym.dataset import ProceduralDataset
 
 LEVELS: tuple[str, ...] = ("easy", "medium", "hard")
-NUMERIC = frozenset({"add", "chain", "gcd"})
+NUMERIC = frozenset({"chain", "gcd"})
 STRING = frozenset({"reverse"})
 
 # Unbounded index space: reasoning-gym items are a pure function of (seed, index).
@@ -57,21 +61,6 @@ class Family:
     levels: Mapping[str, Level]
 
 
-def _arith(terms: int, digits: int) -> Level:
-    return Level(
-        "basic_arithmetic",
-        (
-            ("min_terms", terms),
-            ("max_terms", terms),
-            ("min_digits", digits),
-            ("max_digits", digits),
-            ("operators", ("+", "-")),
-            ("allow_parentheses", False),
-            ("allow_negation", False),
-        ),
-    )
-
-
 def _chain(terms: int, digits: int) -> Level:
     span = (("min_terms", terms), ("max_terms", terms))
     return Level("chain_sum", (*span, ("min_digits", digits), ("max_digits", digits)))
@@ -86,12 +75,6 @@ def _gcd(hi: int) -> Level:
 
 
 FAMILIES: Mapping[str, Family] = {
-    "add": Family(
-        "add",
-        "add",
-        _expression,
-        {"easy": _arith(2, 1), "medium": _arith(3, 1), "hard": _arith(2, 2)},
-    ),
     "chain": Family(
         "chain",
         "sum",

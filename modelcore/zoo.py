@@ -29,7 +29,7 @@ from modelcore.world import family_cells, training_examples
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "zoo_weights"
 META_FILE = "sleepwake.json"
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,10 @@ class MemberSpec:
     examples_per_cell: int = 6000
 
     def cell_counts(self) -> list[tuple[tuple[str, str], int]]:
-        """Pretraining examples per cell: harder levels and slow-learning families get more."""
+        """Pretraining examples per cell: harder levels and slow-learning families get more
+        (reverse is learnt fastest, gcd slowest)."""
         level_w = {"easy": 1.0, "medium": 1.5, "hard": 2.0}
-        fam_w = {f: (0.5 if f in STRING else 1.0) for f in self.families}
+        fam_w = {f: (0.5 if f in STRING else 1.5 if f == "gcd" else 1.0) for f in self.families}
         return [
             ((f, lv), int(self.examples_per_cell * fam_w[f] * level_w[lv]))
             for f, lv in family_cells(self.families)
@@ -95,8 +96,8 @@ ENTRY = Arch(hidden=64, layers=2, heads=4, intermediate=192)
 TOP = Arch(hidden=96, layers=3, heads=4, intermediate=256)
 
 DEFAULT_ZOO: tuple[MemberSpec, ...] = (
-    MemberSpec("top-teacher", 1, tuple(FAMILIES), TOP, steps=7000, seed=4),
-    MemberSpec("l0-add-rev", 0, ("add", "reverse"), ENTRY, steps=3500, seed=1),
+    MemberSpec("top-teacher", 1, tuple(FAMILIES), TOP, steps=8000, seed=4),
+    MemberSpec("l0-chain-rev", 0, ("chain", "reverse"), ENTRY, steps=3500, seed=1),
     MemberSpec("l0-chain-gcd", 0, ("chain", "gcd"), ENTRY, steps=3500, seed=2),
     MemberSpec("l0-gcd-rev", 0, ("gcd", "reverse"), ENTRY, steps=3500, seed=3),
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from modelcore.backend import ModelBackend
+from modelcore.calibration import fit_and_report
 from modelcore.cost import CostScale
 from modelcore.evaluation import CellScore, evaluate
 from modelcore.world import all_cells
@@ -48,4 +49,16 @@ def zoo_table(n: int = 200, seed: int = 0, root: Path = WEIGHTS_DIR) -> str:
         if spec.tier == 0:
             g = ", ".join(f"{f}/{lv}" for f, lv in gaps(scores[spec.name], teacher)) or "none"
             lines.append(f"- gaps of {spec.name} (<50 %, teacher ≥90 %): {g}")
+    lines += ["", "| member | ECE raw conf. | ECE isotonic | ECE Platt |", "|---|---|---|---|"]
+    for spec in DEFAULT_ZOO:
+        lines.append(calibration_row(spec.name, scores[spec.name]))
     return "\n".join(lines)
+
+
+def calibration_row(name: str, scores: Scores) -> str:
+    """ECE of raw confidence and of calibrated P(success), on a 30 % split of the answers."""
+    conf = [c for s in scores.values() for c in s.confidences]
+    ok = [o for s in scores.values() for o in s.successes]
+    _, iso = fit_and_report(conf, ok, "isotonic")
+    _, platt = fit_and_report(conf, ok, "platt")
+    return f"| {name} | {iso.ece_raw:.3f} | {iso.ece_calibrated:.3f} | {platt.ece_calibrated:.3f} |"

@@ -12,7 +12,7 @@ def test_char_tokenizer_round_trip() -> None:
 
 def test_labels_score_only_answer_and_eos() -> None:
     tok = char_tokenizer()
-    b = encode_pairs(tok, ["add: 1+2", "rev: abc"], ["3", "cba"])
+    b = encode_pairs(tok, ["sum: 1+2", "rev: abc"], ["3", "cba"])
     labels = b.labels()
     row = [int(x) for x in labels[1] if x != -100]
     assert tok.decode(row[:-1]) == "cba"

@@ -15,7 +15,7 @@ CFG = KDConfig(steps=6, batch_size=4, replay_batch_size=2, rank=4)
 
 def _run(tiny_dir: Path, out: Path, cfg: KDConfig = CFG, **kw: object) -> object:
     b = ModelBackend.from_dir(tiny_dir)
-    return distil(b.base, b.tokenizer, b.base, b.tokenizer, EXAMPLES, ["add: 1+1"], cfg, out, **kw)  # type: ignore[arg-type]
+    return distil(b.base, b.tokenizer, b.base, b.tokenizer, EXAMPLES, ["sum: 1+1"], cfg, out, **kw)  # type: ignore[arg-type]
 
 
 def test_distil_is_deterministic_and_content_addressed(tiny_dir: Path, tmp_path: Path) -> None:

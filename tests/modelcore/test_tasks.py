@@ -36,8 +36,8 @@ def test_drift_changes_the_mix_from_its_cycle() -> None:
 
 
 def test_heldout_is_disjoint_from_training_data() -> None:
-    train = {t.prompt for t in training_examples([(("add", "easy"), 2000)], seed=0)}
-    held = heldout("add", "easy", 100)
+    train = {t.prompt for t in training_examples([(("gcd", "easy"), 2000)], seed=0)}
+    held = heldout("gcd", "easy", 100)
     assert held and all(is_heldout(t.prompt) for t in held)
     assert not train & {t.prompt for t in held}
     assert len({t.prompt for t in heldout("reverse", "hard", 150)}) == 150
