@@ -1,0 +1,83 @@
+"""LoRA-KD on one gap family: the lift there, the forgetting elsewhere, with and without replay.
+
+    python benchmarks/bench_kd.py                       # l0-chain-gcd learns reverse
+    python benchmarks/bench_kd.py --member l0-add-rev --gap gcd
+
+Pass criteria (issue 3): lift ≥ 30 points on the gap family within 120 s of training, own
+families drop ≤ 5 points (with replay). The no-replay run shows what the replay term buys.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import typer
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from modelcore.backend import ModelBackend
+from modelcore.kd import KDConfig
+from modelcore.kd_eval import KDOutcome, kd_experiment
+from modelcore.zoo import DEFAULT_ZOO, member_dir
+
+
+def _row(label: str, o: KDOutcome) -> str:
+    return (
+        f"| {label} | {100 * o.gap_before:.0f} → {100 * o.gap_after:.0f} | {100 * o.lift:+.0f} "
+        f"| {100 * o.own_before:.0f} → {100 * o.own_after:.0f} | {-100 * o.forgetting:+.0f} "
+        f"| {o.seconds:.0f} |"
+    )
+
+
+def main(
+    member: str = "l0-chain-gcd",
+    gap: str = "reverse",
+    steps: int = 600,
+    seed: int = 0,
+    n_eval: int = 200,
+    threads: int = 2,
+) -> None:
+    torch.set_num_threads(threads)
+    specs = {s.name: s for s in DEFAULT_ZOO}
+    teacher_spec = max(DEFAULT_ZOO, key=lambda s: s.tier)
+    student = ModelBackend.from_dir(member_dir(specs[member]))
+    teacher = ModelBackend.from_dir(member_dir(teacher_spec))
+    own = [f for f in specs[member].families if f != gap]
+    cfg = KDConfig(steps=steps, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = {
+            "replay (λ=1)": kd_experiment(
+                student, teacher, gap, own, cfg, Path(tmp), n_eval=n_eval, seed=seed
+            ),
+            "no replay (λ=0)": kd_experiment(
+                student,
+                teacher,
+                gap,
+                own,
+                replace(cfg, replay_weight=0.0),
+                Path(tmp),
+                n_eval=n_eval,
+                seed=seed,
+            ),
+        }
+    print(
+        f"member {member}, gap family {gap}, own families {', '.join(own)}; "
+        f"rank {cfg.rank}, {steps} steps, seed {seed}, {threads} threads, "
+        f"{n_eval} held-out tasks per cell\n"
+    )
+    print("| run | gap family acc. | lift (pts) | own families acc. | change (pts) | train s |")
+    print("|---|---|---|---|---|---|")
+    for label, o in runs.items():
+        print(_row(label, o))
+    o = runs["replay (λ=1)"]
+    ok = o.lift >= 0.30 and o.forgetting <= 0.05 and o.seconds <= 120
+    print(f"\n{'PASS' if ok else 'FAIL'}: lift ≥ 30 pts, forgetting ≤ 5 pts, ≤ 120 s")
+
+
+if __name__ == "__main__":
+    typer.run(main)
