@@ -1,17 +1,67 @@
-"""Every implemented agent's pure policy by name (imports no broker: the audit uses it)."""
+"""Every agent's policy, built from the run configuration (the audit and the stack use it).
+
+Pure policies (re-runnable by the audit) are kept apart from those that run a model: the
+gateway embeds queries and the workers generate answers.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
+from agents.config import SystemConfig
+from agents.gateway.policy import Traffic
+from agents.gateway.policy import make_policy as gateway_policy
+from agents.grader.policy import POLICY as GRADER
+from agents.meta_selector.policy import make_policy as meta_policy
 from agents.pinger.policy import POLICY as PINGER
 from agents.ponger.policy import POLICY as PONGER
 from agents.runtime.policy import Policy
-from events.topology import AGENTS
+from agents.selector.policy import make_policy as selector_policy
 
-POLICIES: dict[str, Policy[Any]] = {
-    "pinger": PINGER,
-    "ponger": PONGER,
-}
 
-assert set(POLICIES) <= set(AGENTS), "a policy for an agent missing from events.topology"
+def cohort_of(config: SystemConfig) -> Cohort:
+    return cohort_from_zoo(config.zoo)
+
+
+def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[str, Policy[Any]]:
+    """Policies whose decisions are a function of events and config alone."""
+    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER, "grader": GRADER}
+    if cohort is None:
+        try:
+            cohort = cohort_of(config)
+        except FileNotFoundError:
+            return policies
+    policies["selector"] = selector_policy(cohort,
+                                           config.selector.policy_config(config.traffic.seed))
+    policies["meta_selector"] = meta_policy(cohort, config.meta.policy_config())
+    return policies
+
+
+def pure_agent(name: str) -> Any:
+    """The FastStream agent of one pure policy, configured by $SLEEPWAKE_CONFIG."""
+    from agents.config import load_config
+    from agents.runtime.shell import Agent
+
+    return Agent(name, pure_policies(load_config())[name])
+
+
+def make_gateway(config: SystemConfig) -> Policy[Any]:
+    from modelcore.embeddings import embed
+    from modelcore.world import TaskWorld
+
+    t = config.traffic
+    world = TaskWorld(seed=t.seed)
+    return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode),
+                          world.queries, embed)
+
+
+def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:
+    from agents.worker.policy import make_policy
+    from modelcore.backend import ModelBackend
+    from modelcore.cost import CostScale
+
+    top = cohort.cheapest(cohort.top_tier)
+    backend = ModelBackend.from_dir(member_dir(member.model_id, config.zoo),
+                                    scale=CostScale.for_top(top.params))
+    return make_policy(member, backend)

@@ -64,17 +64,57 @@ def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> No
 @app.command()
 def run(
     db: Db = Path("runs/sleepwake.duckdb"),
-    rallies: Annotated[int, typer.Option(min=1, help="Proof-flow rallies to serve.")] = 200,
+    config: Annotated[Path | None, typer.Option(
+        envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
+    cycles: Annotated[int | None, typer.Option(min=1, help="Override traffic.cycles.")] = None,
+    queries: Annotated[int | None, typer.Option(
+        min=1, help="Override traffic.queries_per_cycle.")] = None,
+    timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 1800.0,
+    bootstrap: Bootstrap = None,
+    verbose: Verbose = False,
+) -> None:
+    """Run the system end to end and report per cycle: broker, agents, projector, traffic.
+
+    Starts the gateway, the selector, one worker per zoo member, the meta-selector, the
+    grader and the projector on the embedded broker (unless --bootstrap), serves the
+    configured cycles of benchmark queries in lockstep and prints accuracy, escalation rate
+    and cost per query (normalised so that always-top = 1.00) for each cycle.
+    """
+    from agents.config import ConfigError, load_config
+    from agents.runtime.embedded import bootstrap_or_embedded
+    from cli.serve import render, serve
+
+    logs.setup(verbose)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    traffic = cfg.traffic.model_copy(update={
+        k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
+    cfg = cfg.model_copy(update={"traffic": traffic})
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if db.exists():
+        typer.echo(f"error: {db} exists; pass a new --db (a run projects into a fresh file)",
+                   err=True)
+        raise typer.Exit(2)
+    with bootstrap_or_embedded(bootstrap) as servers:
+        report = asyncio.run(serve(servers, db, cfg, timeout))
+    typer.echo(render(report))
+    typer.echo(f"{report.events} events projected into {db} in {report.seconds:.1f}s "
+               f"(seed {cfg.traffic.seed}); audit with: sleepwake audit --db {db}")
+
+
+@app.command()
+def proof(
+    db: Db = Path("runs/proof.duckdb"),
+    rallies: Annotated[int, typer.Option(min=1, help="Rallies to serve.")] = 200,
     limit: Annotated[int, typer.Option(min=1, help="Pings per rally.")] = 5,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 300.0,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
-    """Run the system end to end and report: broker, agents, projector, traffic.
-
-    Until the wake agents land this serves the proof flow (pinger/ponger rallies through
-    the log) and checks that the projection holds every event.
-    """
+    """Run the spine's proof flow: pinger/ponger rallies through the log, projected."""
     from agents.runtime.embedded import bootstrap_or_embedded
     from cli.proof import prove
 
@@ -143,14 +183,18 @@ def audit(
     until_cycle: Annotated[int | None, typer.Option(help="Audit the prefix up to cycle N.")] = (
         None
     ),
+    config: Annotated[Path | None, typer.Option(
+        envvar="SLEEPWAKE_CONFIG", help="The run's JSON configuration (the policies' settings).")
+    ] = None,
 ) -> None:
-    """Re-run each agent's policy over the archived log; exit 1 on any divergence."""
+    """Re-run each pure agent's policy over the archived log; exit 1 on any divergence."""
+    from agents.config import load_config
     from projections.audit import audit as run_audit
 
     if not db.exists():
         typer.echo(f"error: {db} not found: pass the projector's file with --db", err=True)
         raise typer.Exit(2)
-    report = run_audit(db, until_cycle)
+    report = run_audit(db, until_cycle, load_config(config))
     for agent, n in report.checked.items():
         typer.echo(f"{agent:16} {n} inputs re-decided")
     for divergence in report.divergences:

@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents.runtime.bus import publish_event
-from agents.runtime.stack import running
+from agents.runtime.stack import proof, running
 from events.envelope import make_envelope
 from events.proof import Ping
 
@@ -26,7 +26,7 @@ class ProofReport:
 async def prove(bootstrap: str, db: Path, rallies: int, limit: int, timeout: float) -> ProofReport:
     """Start both agents and the projector, serve `rallies` rallies, wait for the count."""
     started = time.monotonic()
-    async with running(["pinger", "ponger"], db, bootstrap=bootstrap) as stack:
+    async with running(proof("pinger", "ponger"), db, bootstrap=bootstrap) as stack:
         first = stack.brokers[0]
         before = stack.projected()
         for r in range(rallies):

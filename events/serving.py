@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from events.envelope import Payload
 
@@ -23,6 +23,18 @@ class CycleOpened(Payload):
     )
 
 
+class TaskRef(BaseModel):
+    """Where a benchmark query comes from, so the grader can rebuild it and use its scorer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: str = Field(examples=["reverse"])
+    level: str = Field(examples=["easy"])
+    seed: int = Field(description="Generator seed.")
+    index: int = Field(ge=0, description="Item index in the seeded generator.")
+    answer: str = Field(description="The reference answer.", examples=["dior"])
+
+
 class QueryReceived(Payload):
     """A production (or benchmark) query enters at the lowest tier."""
 
@@ -34,12 +46,7 @@ class QueryReceived(Payload):
     embedding: str = Field(
         default="", description="L2-normalised sentence embedding, float16 little-endian base64."
     )
-    family: str | None = Field(default=None, description="Task family, when known.",
-                               examples=["spell_backward"])
-    level: str | None = Field(default=None, description="Difficulty level, when known.",
-                              examples=["easy"])
-    reference: str | None = Field(default=None, description="Verifiable answer, when known.",
-                                  examples=["dior"])
+    task: TaskRef | None = Field(default=None, description="Benchmark origin; None for users.")
     shadow: bool = Field(default=False, description="Also answered by the upper tier and peers.")
 
 
@@ -51,12 +58,14 @@ class QueryRouted(Payload):
     cycle: int = Field(ge=0)
     model_id: ModelId = Field(description="Chosen member.", examples=["L0-a"])
     tier: int = Field(ge=0, description="Tier of the chosen member.", examples=[0])
+    text: str = Field(description="The query text, so the worker needs nothing else.")
     distances: dict[ModelId, float] = Field(default_factory=dict,
                                             description="d_beh(x, M) per candidate.")
     costs: dict[ModelId, float] = Field(default_factory=dict,
                                         description="Normalised cost per candidate.")
     explored: bool = Field(default=False, description="Chosen by ε-exploration.")
     canary: bool = Field(default=False, description="Sent to a canary version.")
+    shadow: bool = Field(default=False, description="A shadow-sample answer, not served.")
 
 
 class ResponseGenerated(Payload):
@@ -99,6 +108,8 @@ class Escalated(Payload):
     from_model: ModelId
     from_tier: int = Field(ge=0)
     to_tier: int = Field(ge=1)
+    to_model: ModelId = Field(description="The member of the next tier that answers.")
+    text: str = Field(description="The query text, for the next tier's worker.")
     p_success: float = Field(ge=0, le=1)
     evi: float
     theta: float
@@ -115,5 +126,10 @@ class ResponseGraded(Payload):
     quality: float = Field(ge=0, le=1, description="Q(x, y).")
     success: bool = Field(description="Q ≥ τ.")
     method: Literal["reference", "agreement"]
-    final: bool = Field(description="The answer served to the user.")
+    final: bool = Field(
+        description="True: the served answer's grade (one per query). False: the grade of one "
+        "answer (one per ResponseGenerated), served or not."
+    )
     shadow: bool = Field(default=False)
+    confidence: float = Field(description="The answer's raw confidence (for calibration).")
+    cost_norm: float = Field(ge=0, description="The answer's normalised cost.")

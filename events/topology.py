@@ -47,12 +47,13 @@ def dead_letter_of(topic: str) -> str:
 
 SYSTEM: tuple[AgentSpec, ...] = (
     AgentSpec(
-        "gateway", (serving.CycleOpened, serving.QueryReceived), ("envelope_broker",),
+        "gateway", (serving.CycleOpened, serving.QueryReceived),
+        ("gateway", "grader", "envelope_broker"),
         "Traffic source: opens cycles (announcing their size) and publishes queries.",
     ),
     AgentSpec(
         "selector", (serving.QueryRouted,),
-        ("gateway", "cartographer", "canary_judge", "envelope_broker"),
+        ("gateway", "grader", "envelope_broker", "trainer", "canary_judge"),
         "Routes each query to the member minimising w_d·d_beh + w_c·C (eq. 4).",
     ),
     AgentSpec(
@@ -61,7 +62,8 @@ SYSTEM: tuple[AgentSpec, ...] = (
         "Data plane: generates answers with each member's current adapters.",
     ),
     AgentSpec(
-        "meta_selector", (serving.Accepted, serving.Escalated), ("worker", "cartographer"),
+        "meta_selector", (serving.Accepted, serving.Escalated),
+        ("gateway", "worker", "grader", "cartographer"),
         "Algorithm 1: escalates iff calibrated confidence < θ_crit and EVI > 0.",
     ),
     AgentSpec(

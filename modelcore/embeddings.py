@@ -7,13 +7,16 @@ cells; float16 keeps cosine distances to ~1e-3.
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from events.vectors import decode_vector, encode_vector
+
+__all__ = ["DIM", "decode_vector", "embed", "encode_vector"]
 
 DIM = 384
 
@@ -42,15 +45,3 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         show_progress_bar=False,
     )
     return np.asarray(vecs, dtype=np.float32)
-
-
-def encode_vector(vec: np.ndarray) -> str:
-    """Compact event form of one embedding: float16 little-endian bytes, base64."""
-    return base64.b64encode(np.asarray(vec, dtype="<f2").tobytes()).decode("ascii")
-
-
-def decode_vector(text: str) -> np.ndarray:
-    """Inverse of `encode_vector`, back to float32 and renormalised to unit length."""
-    vec = np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
-    norm = float(np.linalg.norm(vec))
-    return vec / norm if norm > 0 else vec

@@ -100,6 +100,8 @@ class Task:
     prompt: str
     answer: str
     entry: Mapping[str, Any]
+    seed: int = 0  # generator seed and item index: (family, level, seed, index) rebuilds it
+    index: int = 0
 
     @property
     def cell(self) -> tuple[str, str]:
@@ -120,7 +122,7 @@ def make_task(family: str, level: str, seed: int, index: int) -> Task:
     entry = _dataset(family, level, seed)[index]
     fam = FAMILIES[family]
     prompt = f"{fam.prefix}: {fam.render(entry['metadata'])}"
-    return Task(family, level, prompt, str(entry["answer"]), entry)
+    return Task(family, level, prompt, str(entry["answer"]), entry, seed, index)
 
 
 def score(task: Task, answer: str | None) -> float:

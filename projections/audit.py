@@ -13,7 +13,8 @@ from typing import Any
 
 import duckdb
 
-from agents.registry import POLICIES
+from agents.config import SystemConfig
+from agents.registry import pure_policies
 from events.codec import decode
 from events.envelope import derived_id
 from events.topology import AGENTS
@@ -40,13 +41,15 @@ class AuditReport:
         return not self.divergences
 
 
-def audit(db: Path, until_cycle: int | None = None) -> AuditReport:
-    """Check every implemented agent against the archive in `db` (read-only)."""
+def audit(
+    db: Path, until_cycle: int | None = None, config: SystemConfig | None = None
+) -> AuditReport:
+    """Check every pure agent against the archive in `db` (read-only), built from `config`."""
     con = duckdb.connect(str(db), read_only=True)
     try:
         checked: dict[str, int] = {}
         divergences: list[Divergence] = []
-        for name, policy in sorted(POLICIES.items()):
+        for name, policy in sorted(pure_policies(config or SystemConfig()).items()):
             spec = AGENTS[name]
             cond = "" if until_cycle is None else f" AND (cycle IS NULL OR cycle <= {until_cycle})"
             inputs = con.execute(

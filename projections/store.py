@@ -17,7 +17,7 @@ import duckdb
 
 from events.deadletter import DeadLetter
 from projections.rows import COLUMNS, Position
-from projections.views import VIEWS, View
+from projections.views import DERIVED, VIEWS, View
 
 PROJECTION = "main"
 
@@ -48,7 +48,7 @@ class Store:
         self.path = str(path)
         self.views = tuple(views)
         self.conn = duckdb.connect(self.path)
-        for ddl in (*SCHEMA, *(v.ddl for v in self.views)):
+        for ddl in (*SCHEMA, *(v.ddl for v in self.views), *DERIVED):
             self.conn.execute(ddl)
         self.conn.execute(
             "INSERT INTO meta VALUES ('instance', ?) ON CONFLICT DO NOTHING", [str(uuid.uuid4())]

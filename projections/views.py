@@ -45,4 +45,95 @@ EVENT_COUNTS = View(
         ON CONFLICT (type, cycle) DO UPDATE SET n = event_counts.n + excluded.n""",),
 )
 
-VIEWS: tuple[View, ...] = (EVENT_COUNTS, RALLIES)
+
+
+def _serving(name: str, columns: str, key: str, source_type: str, select: str) -> View:
+    """A table of one serving event type, keyed so that a redelivered event adds nothing."""
+    return View(
+        name,
+        f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))",
+        (f"INSERT INTO {name} SELECT {select} FROM new_events "
+         f"WHERE type = '{source_type}' ON CONFLICT DO NOTHING",),
+    )
+
+
+Q_RECEIVED = _serving(
+    "q_received",
+    "query_id VARCHAR, cycle INTEGER, text VARCHAR, family VARCHAR, level VARCHAR, "
+    "reference VARCHAR, shadow BOOLEAN",
+    "query_id", "QueryReceived",
+    "data->>'query_id', CAST(data->>'cycle' AS INTEGER), data->>'text', "
+    "data->'task'->>'family', data->'task'->>'level', data->'task'->>'answer', "
+    "CAST(data->>'shadow' AS BOOLEAN)",
+)
+Q_ROUTES = _serving(
+    "q_routes",
+    "query_id VARCHAR, model_id VARCHAR, tier INTEGER, explored BOOLEAN, shadow BOOLEAN",
+    "query_id, model_id", "QueryRouted",
+    "data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), "
+    "CAST(data->>'explored' AS BOOLEAN), CAST(data->>'shadow' AS BOOLEAN)",
+)
+Q_ANSWERS = _serving(
+    "q_answers",
+    "query_id VARCHAR, model_id VARCHAR, tier INTEGER, answer VARCHAR, confidence DOUBLE, "
+    "cost_norm DOUBLE, cost_flops DOUBLE, shadow BOOLEAN",
+    "query_id, model_id", "ResponseGenerated",
+    "data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), data->>'answer', "
+    "CAST(data->>'confidence' AS DOUBLE), CAST(data->>'cost_norm' AS DOUBLE), "
+    "CAST(data->>'cost_flops' AS DOUBLE), CAST(data->>'shadow' AS BOOLEAN)",
+)
+_VERDICT = ("query_id VARCHAR, model_id VARCHAR, tier INTEGER, verdict VARCHAR, "
+            "p_success DOUBLE, evi DOUBLE, theta DOUBLE")
+Q_ACCEPTED = _serving(
+    "q_accepted", _VERDICT, "query_id", "Accepted",
+    "data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), 'accept', "
+    "CAST(data->>'p_success' AS DOUBLE), CAST(data->>'evi' AS DOUBLE), "
+    "CAST(data->>'theta' AS DOUBLE)",
+)
+Q_ESCALATED = _serving(
+    "q_escalated", _VERDICT, "query_id, model_id", "Escalated",
+    "data->>'query_id', data->>'from_model', CAST(data->>'from_tier' AS INTEGER), 'escalate', "
+    "CAST(data->>'p_success' AS DOUBLE), CAST(data->>'evi' AS DOUBLE), "
+    "CAST(data->>'theta' AS DOUBLE)",
+)
+Q_GRADES = _serving(
+    "q_grades",
+    "query_id VARCHAR, model_id VARCHAR, final BOOLEAN, quality DOUBLE, success BOOLEAN, "
+    "method VARCHAR",
+    "query_id, model_id, final", "ResponseGraded",
+    "data->>'query_id', data->>'model_id', CAST(data->>'final' AS BOOLEAN), "
+    "CAST(data->>'quality' AS DOUBLE), CAST(data->>'success' AS BOOLEAN), data->>'method'",
+)
+
+#: Derived views (SQL VIEWs over the tables above: always consistent, never written).
+DERIVED = (
+    """CREATE OR REPLACE VIEW queries AS
+    SELECT r.query_id, r.cycle, r.text, r.family, r.level, r.shadow,
+           route.model_id AS routed_to, route.explored,
+           (SELECT list(e.model_id ORDER BY e.tier) FROM q_escalated e
+             WHERE e.query_id = r.query_id) AS escalated_from,
+           a.model_id AS final_model, a.tier AS final_tier, ans.answer AS final_answer,
+           r.reference, g.quality, g.success, a.p_success,
+           (SELECT sum(x.cost_norm) FROM q_answers x
+             WHERE x.query_id = r.query_id AND NOT x.shadow) AS cost,
+           (SELECT coalesce(sum(x.cost_norm), 0) FROM q_answers x
+             WHERE x.query_id = r.query_id AND x.shadow) AS shadow_cost,
+           ans.confidence
+    FROM q_received r
+    LEFT JOIN q_routes route ON route.query_id = r.query_id AND NOT route.shadow
+    LEFT JOIN q_accepted a ON a.query_id = r.query_id
+    LEFT JOIN q_answers ans ON ans.query_id = r.query_id AND ans.model_id = a.model_id
+    LEFT JOIN q_grades g ON g.query_id = r.query_id AND g.final""",
+    """CREATE OR REPLACE VIEW cycle_metrics AS
+    SELECT cycle, count(*) AS queries, count(success) AS graded,
+           avg(CAST(success AS DOUBLE)) AS accuracy,
+           avg(CAST(len(coalesce(escalated_from, [])) > 0 AS DOUBLE)) AS escalation_rate,
+           avg(cost) AS cost_per_query,
+           avg(cost + shadow_cost) AS cost_with_shadow,
+           var_samp(confidence) AS confidence_variance
+    FROM queries GROUP BY cycle ORDER BY cycle""",
+)
+
+VIEWS: tuple[View, ...] = (
+    EVENT_COUNTS, RALLIES, Q_RECEIVED, Q_ROUTES, Q_ANSWERS, Q_ACCEPTED, Q_ESCALATED, Q_GRADES,
+)

@@ -1,9 +1,5 @@
-"""The pinger agent (proof flow): `faststream run agents.pinger:app`."""
+"""The pinger agent: `faststream run agents.pinger:app` (service.py); its domain is policy.py."""
 
-from agents.pinger.policy import POLICY
-from agents.runtime.shell import agent_app
+from agents.runtime.lazy import service_attr
 
-agent = agent_app("pinger", POLICY)
-app = agent.app
-
-__all__ = ["POLICY", "agent", "app"]
+__getattr__ = service_attr(__name__)

@@ -1,9 +1,5 @@
-"""The ponger agent (proof flow): `faststream run agents.ponger:app`."""
+"""The ponger agent: `faststream run agents.ponger:app` (service.py); its domain is policy.py."""
 
-from agents.ponger.policy import POLICY
-from agents.runtime.shell import agent_app
+from agents.runtime.lazy import service_attr
 
-agent = agent_app("ponger", POLICY)
-app = agent.app
-
-__all__ = ["POLICY", "agent", "app"]
+__getattr__ = service_attr(__name__)

@@ -26,13 +26,23 @@ class Emit:
     correlationid: str | None = None
 
 
+def _nothing(state: Any) -> Sequence[Emit]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Policy(Generic[S]):
-    """An agent's domain: initial state, a reaction to each event, and a fold."""
+    """An agent's domain: initial state, a reaction to each event, and a fold.
+
+    `start` is what an agent emits on its own once its state is rebuilt (a traffic source
+    opening its first cycle); it must return nothing for a state that already did so.
+    """
 
     initial: S
     decide: Callable[[S, AnyEnvelope], Sequence[Emit]]
     evolve: Callable[[S, AnyEnvelope], S]
+    start: Callable[[S], Sequence[Emit]] = _nothing
+    blocking: bool = False  # decide does heavy work (model inference): run it off the loop
 
 
 def run(policy: Policy[S], events: Sequence[AnyEnvelope]) -> tuple[S, list[list[Emit]]]:

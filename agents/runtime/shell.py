@@ -47,15 +47,18 @@ class Agent(Generic[S]):
 
     def __init__(
         self, name: str, policy: Policy[S], *, bootstrap: str | None = None,
-        broker: KafkaBroker | None = None,
+        broker: KafkaBroker | None = None, instance: str | None = None,
     ) -> None:
+        """`instance` names one of several differently-configured instances of an agent
+        (a worker per member): each gets its own consumer group."""
         self.spec: AgentSpec = AGENTS[name]
         self.policy = policy
         self.state: S = policy.initial
         self.seen: set[str] = set()
         self.handled = 0  # events this instance decided on (observability, tests)
-        self.source = f"{name}/{os.environ.get('HOSTNAME', 'local')}-{os.getpid()}"
-        self.group = f"sw-{name}"
+        self.source = f"{name}/{instance or os.environ.get('HOSTNAME', 'local')}-{os.getpid()}"
+        self.group = f"sw-{name}" + (f"-{instance}" if instance else "")
+        self.id_source = name + (f"/{instance}" if instance else "")  # derived ids key
         self.bootstrap = bootstrap or bootstrap_from_env()
         self.broker = broker or make_broker(self.bootstrap, client_id=f"sleepwake-{name}")
         produced: Any = Union[tuple(Envelope[p] for p in self.spec.produces)]  # type: ignore[valid-type]  # noqa: UP007
@@ -74,6 +77,7 @@ class Agent(Generic[S]):
             ),
         )
         self.app.on_startup(self.prepare)
+        self.app.after_startup(self.kickoff)
 
     async def prepare(self) -> None:
         """Create missing topics, then fold what the group already consumed (restart)."""
@@ -81,6 +85,17 @@ class Agent(Generic[S]):
         self.state, self.seen = await asyncio.to_thread(
             catch_up, self.bootstrap, self.group, self.spec.input_topics, self.policy
         )
+
+    async def kickoff(self) -> None:
+        """Publish what the policy emits on its own (ids keyed by what they are: idempotent)."""
+        for emit in self.policy.start(self.state):
+            cause = f"start:{emit.data.TYPE}:{emit.subject}"
+            await self.publish(emit, derived_id(self.id_source, cause), cause=None)
+
+    async def publish(self, emit: Emit, id: Any, cause: AnyEnvelope | None) -> None:
+        out = make_envelope(emit.data, source=self.source, subject=emit.subject, cause=cause,
+                            id=id, correlationid=emit.correlationid)
+        await self.publisher.publish(encode(out), key=emit.subject.encode())
 
     async def handle(self, body: bytes, msg: KafkaMessage) -> None:
         event = await decode_or_dead_letter(self.broker, self.spec.name, body, msg.raw_message)
@@ -90,13 +105,12 @@ class Agent(Generic[S]):
 
     async def react(self, event: AnyEnvelope) -> None:
         """Decide, publish with ids derived from the cause, then fold (the ack follows)."""
-        emits = list(self.policy.decide(self.state, event))
+        if self.policy.blocking:
+            emits = list(await asyncio.to_thread(self.policy.decide, self.state, event))
+        else:
+            emits = list(self.policy.decide(self.state, event))
         for index, emit in enumerate(emits):
-            out = make_envelope(
-                emit.data, source=self.source, subject=emit.subject, cause=event,
-                id=derived_id(self.spec.name, event.id, index), correlationid=emit.correlationid,
-            )
-            await self.publisher.publish(encode(out), key=emit.subject.encode())
+            await self.publish(emit, derived_id(self.id_source, event.id, index), cause=event)
         self.state = self.policy.evolve(self.state, event)
         self.seen.add(str(event.id))
         self.handled += 1

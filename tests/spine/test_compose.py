@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agents.registry import POLICIES
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -29,6 +27,14 @@ def test_every_agent_is_a_service_pointing_at_kafka(compose: dict) -> None:
     services = compose["services"]
     assert services["kafka"]["image"].startswith("apache/kafka")
     assert "projections.app:app" in services["projector"]["command"]
-    for name in POLICIES:
-        assert services[name]["command"] == ["faststream", "run", f"agents.{name}:app"]
-        assert services[name]["environment"]["SLEEPWAKE_BOOTSTRAP"] == "kafka:9092"
+    agents = sorted(p.parent.name for p in (ROOT / "agents").glob("*/service.py"))
+    assert {"gateway", "selector", "meta_selector", "grader", "worker"} <= set(agents)
+    for name in agents:
+        mine = {k: v for k, v in services.items() if k == name or k.startswith(f"{name}-")}
+        assert mine, f"docker-compose.yml has no service for agents.{name}"
+        for service in mine.values():
+            assert service["command"] == ["faststream", "run", f"agents.{name}:app"]
+            assert service["environment"]["SLEEPWAKE_BOOTSTRAP"] == "kafka:9092"
+    workers = {v["environment"]["SLEEPWAKE_MODEL"] for k, v in services.items()
+               if k.startswith("worker-")}
+    assert len(workers) >= 4  # one per zoo member

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.runtime.bus import publish_event
+from agents.runtime.stack import proof
 from events.topology import topic_of
 from tests.conftest import StackFactory
 from tests.spine.helpers import bad_inputs, ping
@@ -15,7 +16,7 @@ async def test_agents_talk_only_through_the_log_and_every_event_is_projected(
 ) -> None:
     _, stack_of = backend
     rallies, limit = 6, 4
-    async with stack_of(["pinger", "ponger"], db) as stack:
+    async with stack_of(proof("pinger", "ponger"), db) as stack:
         for r in range(rallies):
             await publish_event(stack.brokers[0], ping(f"r{r}", 0, limit))
         await stack.wait_for(lambda: stack.projected() >= 2 * rallies * limit, timeout=60)
@@ -36,7 +37,7 @@ async def test_bad_input_is_dead_lettered_and_the_next_event_processed(
 ) -> None:
     _, stack_of = backend
     bad = bad_inputs()
-    async with stack_of(["ponger"], db) as stack:
+    async with stack_of(proof("ponger"), db) as stack:
         broker = stack.brokers[0]
         for raw in bad.values():
             await broker.publish(raw, topic=topic_of("pinger"), key=b"bad")

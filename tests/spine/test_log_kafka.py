@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from faststream.kafka import KafkaBroker
 
-from agents.registry import POLICIES
+from agents.ponger.policy import POLICY as PONGER
 from agents.runtime.bus import make_broker, publish_event
 from agents.runtime.embedded import EmbeddedBroker
 from agents.runtime.shell import Agent
-from agents.runtime.stack import running
+from agents.runtime.stack import proof, running
 from events.codec import encode
 from events.topology import producer_of
 from projections.digest import digests
@@ -56,7 +56,7 @@ async def test_agent_restarted_mid_stream_resumes_with_nothing_lost_or_doubled(
     kafka: EmbeddedBroker, db: Path
 ) -> None:
     rallies, limit = 8, 12
-    async with running(["pinger", "ponger"], db, bootstrap=kafka.bootstrap) as stack:
+    async with running(proof("pinger", "ponger"), db, bootstrap=kafka.bootstrap) as stack:
         for r in range(rallies):
             await publish_event(stack.brokers[0], ping(f"r{r}", 0, limit))
         await stack.wait_for(lambda: stack.agents["ponger"].handled >= rallies * 3)
@@ -64,7 +64,7 @@ async def test_agent_restarted_mid_stream_resumes_with_nothing_lost_or_doubled(
         await first.broker.stop()  # the ponger goes away mid-stream...
         half = stack.projected()
         assert half < 2 * rallies * limit
-        second = Agent("ponger", POLICIES["ponger"], bootstrap=kafka.bootstrap)
+        second = Agent("ponger", PONGER, bootstrap=kafka.bootstrap)
         await second.prepare()  # ...and a new instance rebuilds its state from the log
         assert len(second.seen) >= first.handled
         async with second.broker:
@@ -103,8 +103,8 @@ async def test_two_consumers_in_one_group_split_the_partitions(
     kafka: EmbeddedBroker, db: Path
 ) -> None:
     rallies, limit = 12, 10
-    async with running(["pinger", "ponger"], db, bootstrap=kafka.bootstrap) as stack:
-        twin = Agent("ponger", POLICIES["ponger"], bootstrap=kafka.bootstrap)
+    async with running(proof("pinger", "ponger"), db, bootstrap=kafka.bootstrap) as stack:
+        twin = Agent("ponger", PONGER, bootstrap=kafka.bootstrap)
         async with twin.broker:
             await twin.broker.start()
             await asyncio.sleep(4)  # both members joined (a join takes half the session)

@@ -14,7 +14,7 @@ import pytest
 
 from agents.runtime.bus import publish_event
 from agents.runtime.embedded import EmbeddedBroker
-from agents.runtime.stack import running
+from agents.runtime.stack import proof, running
 from tests.spine.helpers import ping
 
 pytestmark = pytest.mark.broker
@@ -37,7 +37,7 @@ async def test_sigkilled_agent_process_restarts_with_nothing_lost(
     rallies, limit = 6, 20
     ponger = _faststream("agents.ponger:app", kafka.bootstrap)
     try:
-        async with running(["pinger"], db, bootstrap=kafka.bootstrap) as stack:
+        async with running(proof("pinger"), db, bootstrap=kafka.bootstrap) as stack:
             for r in range(rallies):
                 await publish_event(stack.brokers[0], ping(f"r{r}", 0, limit))
             await stack.wait_for(lambda: stack.projected() >= rallies * limit // 2, timeout=60)
@@ -92,7 +92,7 @@ def test_embedded_broker_dies_with_a_sigkilled_parent() -> None:
     assert not set(_tansu_children()) - before
 
 
-@pytest.mark.parametrize("command", [[], ["broker"], ["run"], ["replay"], ["audit"],
+@pytest.mark.parametrize("command", [[], ["broker"], ["run"], ["proof"], ["replay"], ["audit"],
                                      ["project"], ["events"], ["events", "schema"],
                                      ["topics", "create"]])
 def test_every_command_explains_itself(command: list[str]) -> None:
@@ -104,7 +104,7 @@ def test_every_command_explains_itself(command: list[str]) -> None:
 
 def test_main_job_runs_end_to_end_and_audits_clean(tmp_path: Path) -> None:
     db = tmp_path / "run.duckdb"
-    out = subprocess.run([*SLEEPWAKE, "run", "--rallies", "10", "--db", str(db)], cwd=ROOT,
+    out = subprocess.run([*SLEEPWAKE, "proof", "--rallies", "10", "--db", str(db)], cwd=ROOT,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "10/10 rallies complete, 100 events projected" in out.stdout

@@ -1,0 +1,86 @@
+"""The run configuration every agent is built from: one validated object, loaded once.
+
+It comes from a JSON file named by $SLEEPWAKE_CONFIG (or defaults). A bad value fails at
+start-up with the field, the value and what is allowed, never half-way through a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.meta_selector.policy import MetaConfig
+from agents.selector.policy import SelectorConfig
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TrafficConfig(_Frozen):
+    seed: int = Field(default=0, description="Seed of the benchmark query stream.")
+    cycles: int = Field(default=3, ge=1, description="Cycles to serve.")
+    queries_per_cycle: int = Field(default=64, ge=1, description="Queries in each cycle.")
+    shadow: float = Field(default=0.05, ge=0, le=1,
+                          description="Share of queries also answered by peers and the tier above.")
+    mode: Literal["lockstep", "free"] = Field(
+        default="lockstep", description="lockstep: a cycle opens when the previous one is "
+        "fully graded (replayable); free: traffic never waits.")
+
+
+class SelectorSettings(_Frozen):
+    w_d: float = Field(default=1.0, ge=0)
+    w_c: float = Field(default=0.3, ge=0)
+    epsilon: float = Field(default=0.05, ge=0, le=1)
+    k_max: int = Field(default=10, ge=1)
+    decay: float = Field(default=0.99, gt=0, lt=1)
+
+    def policy_config(self, seed: int) -> SelectorConfig:
+        return SelectorConfig(w_d=self.w_d, w_c=self.w_c, epsilon=self.epsilon,
+                              k_max=self.k_max, decay=self.decay, seed=seed)
+
+
+class MetaSettings(_Frozen):
+    lam: float = Field(default=0.2, ge=0, description="λ: quality per unit normalised cost.")
+    delta: float = Field(default=0.1, gt=0, lt=1,
+                         description="Accepted-on-confidence answers must be ≥ 1-δ right.")
+    theta_default: float = Field(default=0.8, ge=0, le=1)
+    prior_gain: float = Field(default=0.5, ge=-1, le=1)
+
+    def policy_config(self) -> MetaConfig:
+        return MetaConfig(lam=self.lam, delta=self.delta, theta_default=self.theta_default,
+                          prior_gain=self.prior_gain)
+
+
+class SystemConfig(_Frozen):
+    zoo: Path | None = Field(default=None,
+                             description="Model zoo folder (default: the shipped weights).")
+    traffic: TrafficConfig = TrafficConfig()
+    selector: SelectorSettings = SelectorSettings()
+    meta: MetaSettings = MetaSettings()
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message names the field and the fix."""
+
+
+def load_config(path: str | Path | None = None) -> SystemConfig:
+    """Read the config from `path`, else $SLEEPWAKE_CONFIG, else defaults."""
+    source = path or os.environ.get("SLEEPWAKE_CONFIG")
+    if not source:
+        return SystemConfig()
+    file = Path(source)
+    if not file.exists():
+        raise ConfigError(f"config file {file} not found (set by --config or SLEEPWAKE_CONFIG)")
+    try:
+        return SystemConfig.model_validate(json.loads(file.read_text()))
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file} is not valid JSON: {exc}") from exc
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+                 for e in exc.errors()]
+        raise ConfigError(f"{file} has invalid settings:\n" + "\n".join(lines)) from exc

@@ -1,0 +1,95 @@
+"""Traffic source: opens cycles of benchmark queries, announcing each cycle's size.
+
+Lockstep (DESIGN §4): cycle c+1 opens only once every query of cycle c has its final grade
+in the log (the count barrier; the control phase joins it once the control agents exist).
+Free-running: every cycle opens at start and traffic never waits. Queries are a pure function
+of (seed, cycle): the task world draws them and the embedding model embeds them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Literal
+
+import numpy as np
+
+from agents.runtime.policy import AnyEnvelope, Emit, Policy
+from events.serving import CycleOpened, QueryReceived, ResponseGraded, TaskRef
+from events.vectors import encode_vector
+from modelcore.tasks import Task
+
+Embed = Callable[[Sequence[str]], np.ndarray]
+Draw = Callable[[int, int], list[Task]]  # (cycle, n) -> tasks
+
+
+@dataclass(frozen=True)
+class Traffic:
+    seed: int
+    cycles: int
+    queries_per_cycle: int
+    shadow: float
+    mode: Literal["lockstep", "free"]
+
+
+@dataclass(frozen=True)
+class State:
+    opened: frozenset[int] = frozenset()
+    finals: MappingProxyType[int, int] = field(default_factory=lambda: MappingProxyType({}))
+
+
+def query_id(cycle: int, i: int) -> str:
+    return f"c{cycle:04d}-q{i:05d}"
+
+
+def is_shadow(seed: int, qid: str, share: float) -> bool:
+    digest = hashlib.sha256(f"shadow|{seed}|{qid}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < share
+
+
+def open_cycle(t: Traffic, draw: Draw, embed: Embed, cycle: int) -> list[Emit]:
+    tasks = draw(cycle, t.queries_per_cycle)
+    vectors = embed([task.prompt for task in tasks])
+    corr = f"cycle-{cycle}"
+    emits = [Emit(CycleOpened(cycle=cycle, queries=len(tasks), mode=t.mode),
+                  subject=corr, correlationid=corr)]
+    for i, (task, vec) in enumerate(zip(tasks, vectors, strict=True)):
+        qid = query_id(cycle, i)
+        emits.append(Emit(QueryReceived(
+            query_id=qid, cycle=cycle, text=task.prompt, embedding=encode_vector(vec),
+            task=TaskRef(family=task.family, level=task.level, seed=task.seed, index=task.index,
+                         answer=task.answer),
+            shadow=is_shadow(t.seed, qid, t.shadow),
+        ), subject=qid, correlationid=corr))
+    return emits
+
+
+def make_policy(t: Traffic, draw: Draw, embed: Embed) -> Policy[State]:
+    def start(state: State) -> list[Emit]:
+        due = range(t.cycles) if t.mode == "free" else range(1)
+        return [e for c in due if c not in state.opened for e in open_cycle(t, draw, embed, c)]
+
+    def decide(state: State, event: AnyEnvelope) -> list[Emit]:
+        g = event.data
+        if t.mode != "lockstep" or not isinstance(g, ResponseGraded) or not g.final:
+            return []
+        nxt = g.cycle + 1
+        done = state.finals.get(g.cycle, 0) + 1 >= t.queries_per_cycle
+        if done and nxt < t.cycles and nxt not in state.opened:
+            return open_cycle(t, draw, embed, nxt)
+        return []
+
+    def evolve(state: State, event: AnyEnvelope) -> State:
+        data = event.data
+        if isinstance(data, CycleOpened):
+            return replace(state, opened=state.opened | {data.cycle})
+        if isinstance(data, ResponseGraded) and data.final:
+            finals = {**state.finals, data.cycle: state.finals.get(data.cycle, 0) + 1}
+            state = replace(state, finals=MappingProxyType(finals))
+            if finals[data.cycle] == t.queries_per_cycle:  # it opened the next one just now
+                state = replace(state, opened=state.opened | {data.cycle + 1})
+        return state
+
+    return Policy(initial=State(), decide=decide, evolve=evolve, start=start)

@@ -1,0 +1,36 @@
+"""Model worker (data plane): one member answers what is routed or escalated to it.
+
+Not a pure policy: it runs the model. It is deterministic (greedy decoding) and keeps no
+state yet; adapter events will set which adapters it serves (sleep/canary issues).
+"""
+
+from __future__ import annotations
+
+from agents.cohort import Member
+from agents.runtime.policy import AnyEnvelope, Emit, Policy
+from events.serving import Escalated, QueryRouted, ResponseGenerated
+from modelcore.backend import ModelBackend
+
+
+def make_policy(member: Member, backend: ModelBackend) -> Policy[None]:
+    def decide(state: None, event: AnyEnvelope) -> list[Emit]:
+        data = event.data
+        if isinstance(data, QueryRouted) and data.model_id == member.model_id:
+            shadow = data.shadow
+        elif isinstance(data, Escalated) and data.to_model == member.model_id:
+            shadow = False
+        else:
+            return []
+        (answer,) = backend.generate([data.text])
+        return [Emit(ResponseGenerated(
+            query_id=data.query_id, cycle=data.cycle, model_id=member.model_id,
+            tier=member.tier, answer=answer.text, confidence=answer.confidence,
+            prompt_tokens=answer.prompt_tokens, answer_tokens=answer.answer_tokens,
+            cost_flops=answer.flops, cost_norm=answer.cost, adapter=answer.adapter,
+            shadow=shadow,
+        ), subject=data.query_id, correlationid=f"cycle-{data.cycle}")]
+
+    def evolve(state: None, event: AnyEnvelope) -> None:
+        return None
+
+    return Policy(initial=None, decide=decide, evolve=evolve, blocking=True)
