@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -103,6 +104,33 @@ def run(
     typer.echo(render(report))
     typer.echo(f"{report.events} events projected into {db} in {report.seconds:.1f}s "
                f"(seed {cfg.traffic.seed}); audit with: sleepwake audit --db {db}")
+
+
+@app.command()
+def http(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+    db: Db = Path("runs/http.duckdb"),
+    config: Annotated[Path | None, typer.Option(
+        envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
+    bootstrap: Bootstrap = None,
+    verbose: Verbose = False,
+) -> None:
+    """Serve the cohort behind an OpenAI-compatible POST /v1/chat/completions until Ctrl-C.
+
+    Point any OpenAI client at http://127.0.0.1:PORT/v1; the reply names the member that
+    answered (`model`, `x-sleepwake-model`) and its normalised cost (`x-sleepwake-cost`).
+    """
+    from agents.config import load_config
+    from agents.runtime.embedded import bootstrap_or_embedded
+    from cli.serve import serve_http
+
+    logs.setup(verbose)
+    cfg = load_config(config)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with bootstrap_or_embedded(bootstrap) as servers:
+        typer.echo(f"serving on http://127.0.0.1:{port}/v1/chat/completions (broker {servers})")
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve_http(servers, db, cfg, port))
 
 
 @app.command()

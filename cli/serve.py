@@ -25,12 +25,13 @@ class ServeReport:
     events: int
 
 
-def wake_parts(config: SystemConfig) -> list[Part]:
-    """Every serving agent: gateway, selector, one worker per member, meta-selector, grader."""
+def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
+    """Every serving agent: gateway (benchmark traffic, unless `traffic` is off), selector,
+    one worker per member, meta-selector, grader."""
     cohort = cohort_of(config)
     pure = pure_policies(config, cohort)
     return [
-        Part("gateway", make_gateway(config)),
+        *([Part("gateway", make_gateway(config))] if traffic else []),
         Part("selector", pure["selector"]),
         *(Part("worker", make_worker(config, m, cohort), m.model_id) for m in cohort.members),
         Part("meta_selector", pure["meta_selector"]),
@@ -67,3 +68,27 @@ def render(report: ServeReport) -> str:
         lines.append(f"| {cycle} | {n} | {acc:.3f} | {esc:.3f} | {cost:.3f} | {cost_all:.3f} | "
                      f"{(var or 0):.4f} |")
     return "\n".join(lines)
+
+
+async def serve_http(bootstrap: str, db: Path, config: SystemConfig, port: int,
+                     ready: asyncio.Event | None = None) -> None:
+    """The wake agents behind the OpenAI-compatible endpoint, until cancelled."""
+    import uvicorn
+
+    from agents.gateway.http import HttpGateway
+
+    async with running(wake_parts(config, traffic=False), db, bootstrap=bootstrap):
+        front = HttpGateway(bootstrap, cycle_size=config.traffic.queries_per_cycle)
+        async with front.broker:
+            await front.broker.start()
+            server = uvicorn.Server(uvicorn.Config(front.app, host="127.0.0.1", port=port,
+                                                   lifespan="off", log_level="warning"))
+            task = asyncio.create_task(server.serve())
+            while not server.started:
+                await asyncio.sleep(0.05)
+            if ready is not None:
+                ready.set()
+            try:
+                await task
+            finally:
+                server.should_exit = True

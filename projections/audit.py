@@ -16,7 +16,6 @@ import duckdb
 from agents.config import SystemConfig
 from agents.registry import pure_policies
 from events.codec import decode
-from events.envelope import derived_id
 from events.topology import AGENTS
 
 
@@ -52,9 +51,9 @@ def audit(
         for name, policy in sorted(pure_policies(config or SystemConfig()).items()):
             spec = AGENTS[name]
             cond = "" if until_cycle is None else f" AND (cycle IS NULL OR cycle <= {until_cycle})"
-            inputs = con.execute(
+            inputs = con.execute(  # cycle by cycle: all of cycle c-1 before any of cycle c
                 f"SELECT raw FROM events WHERE topic IN ({_list(spec.input_topics)}){cond} "
-                'ORDER BY topic, "partition", "offset"'
+                'ORDER BY cycle NULLS FIRST, topic, "partition", "offset"'
             ).fetchall()
             emitted = _emitted(con, spec.topic)
             state = policy.initial
@@ -62,7 +61,7 @@ def audit(
             for (raw,) in inputs:
                 event = decode(raw)
                 for index, emit in enumerate(policy.decide(state, event)):
-                    eid = str(derived_id(name, event.id, index))
+                    eid = str(emit.event_id(name, event.id, index))
                     expected_ids.add(eid)
                     got = emitted.get(eid)
                     want = (emit.data.TYPE, emit.subject, emit.data.model_dump(mode="json"))

@@ -77,7 +77,7 @@ Q_ANSWERS = _serving(
     "q_answers",
     "query_id VARCHAR, model_id VARCHAR, tier INTEGER, answer VARCHAR, confidence DOUBLE, "
     "cost_norm DOUBLE, cost_flops DOUBLE, shadow BOOLEAN",
-    "query_id, model_id", "ResponseGenerated",
+    "query_id, model_id, shadow", "ResponseGenerated",
     "data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), data->>'answer', "
     "CAST(data->>'confidence' AS DOUBLE), CAST(data->>'cost_norm' AS DOUBLE), "
     "CAST(data->>'cost_flops' AS DOUBLE), CAST(data->>'shadow' AS BOOLEAN)",
@@ -98,11 +98,12 @@ Q_ESCALATED = _serving(
 )
 Q_GRADES = _serving(
     "q_grades",
-    "query_id VARCHAR, model_id VARCHAR, final BOOLEAN, quality DOUBLE, success BOOLEAN, "
-    "method VARCHAR",
-    "query_id, model_id, final", "ResponseGraded",
+    "query_id VARCHAR, model_id VARCHAR, final BOOLEAN, shadow BOOLEAN, quality DOUBLE, "
+    "success BOOLEAN, method VARCHAR",
+    "query_id, model_id, final, shadow", "ResponseGraded",
     "data->>'query_id', data->>'model_id', CAST(data->>'final' AS BOOLEAN), "
-    "CAST(data->>'quality' AS DOUBLE), CAST(data->>'success' AS BOOLEAN), data->>'method'",
+    "CAST(data->>'shadow' AS BOOLEAN), CAST(data->>'quality' AS DOUBLE), "
+    "CAST(data->>'success' AS BOOLEAN), data->>'method'",
 )
 
 #: Derived views (SQL VIEWs over the tables above: always consistent, never written).
@@ -122,7 +123,8 @@ DERIVED = (
     FROM q_received r
     LEFT JOIN q_routes route ON route.query_id = r.query_id AND NOT route.shadow
     LEFT JOIN q_accepted a ON a.query_id = r.query_id
-    LEFT JOIN q_answers ans ON ans.query_id = r.query_id AND ans.model_id = a.model_id
+    LEFT JOIN q_answers ans
+           ON ans.query_id = r.query_id AND ans.model_id = a.model_id AND NOT ans.shadow
     LEFT JOIN q_grades g ON g.query_id = r.query_id AND g.final""",
     """CREATE OR REPLACE VIEW cycle_metrics AS
     SELECT cycle, count(*) AS queries, count(success) AS graded,

@@ -28,8 +28,9 @@ class Query:
     answers: tuple[ResponseGenerated, ...] = ()
     accepted: Accepted | None = None
 
-    def answer_of(self, model_id: str) -> ResponseGenerated | None:
-        return next((a for a in self.answers if a.model_id == model_id), None)
+    def served_by(self, model_id: str) -> ResponseGenerated | None:
+        """The served (not shadow) answer of a member; it may also have answered as shadow."""
+        return next((a for a in self.answers if a.model_id == model_id and not a.shadow), None)
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def graded(q: QueryReceived, r: ResponseGenerated, g: Grade, final: bool) -> Emi
         query_id=q.query_id, cycle=q.cycle, model_id=r.model_id, tier=r.tier,
         quality=g.quality, success=g.success, method=g.method, final=final, shadow=r.shadow,
         confidence=r.confidence, cost_norm=r.cost_norm,
-    ), subject=q.query_id, correlationid=f"cycle-{q.cycle}")
+    ), subject=q.query_id, correlationid=f"cycle-{q.cycle}",
+        key=f"graded|{q.query_id}|{r.model_id}|{final}|{r.shadow}")
 
 
 def _with(state: State, event: AnyEnvelope) -> State:
@@ -92,23 +94,23 @@ def decide(state: State, event: AnyEnvelope) -> list[Emit]:
     return [e for key, e in after.items() if key not in before]
 
 
-def _grades(state: State, qid: str) -> dict[tuple[str, bool], Emit]:
-    """Every grade that the known events of one query allow, keyed by (model, final)."""
+def _grades(state: State, qid: str) -> dict[tuple[str, bool, bool], Emit]:
+    """Every grade the known events of one query allow, keyed by (model, final, shadow)."""
     known = state.queries.get(qid)
     if known is None or known.received is None:
         return {}
     q = known.received
-    out: dict[tuple[str, bool], Emit] = {}
+    out: dict[tuple[str, bool, bool], Emit] = {}
     if q.task is not None:  # without a reference only the served answer is graded
         for r in known.answers:
             g = grade(q, r, known)
             if g is not None:
-                out[(r.model_id, False)] = graded(q, r, g, final=False)
-    served = known.answer_of(known.accepted.model_id) if known.accepted else None
+                out[(r.model_id, False, r.shadow)] = graded(q, r, g, final=False)
+    served = known.served_by(known.accepted.model_id) if known.accepted else None
     if served is not None:
         g = grade(q, served, known)
         if g is not None:
-            out[(served.model_id, True)] = graded(q, served, g, final=True)
+            out[(served.model_id, True, False)] = graded(q, served, g, final=True)
     return out
 
 

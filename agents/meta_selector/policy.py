@@ -97,7 +97,8 @@ def make_policy(cohort: Cohort, cfg: MetaConfig = MetaConfig()) -> Policy[State]
         for r in responses:
             ev = advance(state, r.cycle, cfg).evidence
             out.append(Emit(judge(cohort, cfg, ev, r, q), subject=r.query_id,
-                            correlationid=f"cycle-{r.cycle}"))
+                            correlationid=f"cycle-{r.cycle}",
+                            key=f"verdict|{r.query_id}|{r.model_id}"))
         return out
 
     def decide(state: State, event: AnyEnvelope) -> list[Emit]:

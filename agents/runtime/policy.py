@@ -6,11 +6,12 @@ given, so re-running it over a log prefix reproduces its decisions (the audit re
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from events.envelope import Envelope, Payload
+from events.envelope import Envelope, Payload, derived_id
 
 S = TypeVar("S")
 
@@ -24,6 +25,12 @@ class Emit:
     data: Payload
     subject: str
     correlationid: str | None = None
+    #: What the event *is*, when several inputs could trigger it (a join): its id is then
+    #: derived from this key instead of the triggering event, whichever input came last.
+    key: str | None = None
+
+    def event_id(self, agent: str, cause: uuid.UUID, index: int) -> uuid.UUID:
+        return derived_id(agent, self.key) if self.key else derived_id(agent, cause, index)
 
 
 def _nothing(state: Any) -> Sequence[Emit]:

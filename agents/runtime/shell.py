@@ -110,7 +110,7 @@ class Agent(Generic[S]):
         else:
             emits = list(self.policy.decide(self.state, event))
         for index, emit in enumerate(emits):
-            await self.publish(emit, derived_id(self.id_source, event.id, index), cause=event)
+            await self.publish(emit, emit.event_id(self.id_source, event.id, index), cause=event)
         self.state = self.policy.evolve(self.state, event)
         self.seen.add(str(event.id))
         self.handled += 1
