@@ -42,11 +42,11 @@ class KDConfig:
 
     rank: int = 16
     alpha: int = 32
-    steps: int = 300
+    steps: int = 800
     lr: float = 5e-3
     batch_size: int = 32
-    replay_batch_size: int = 16
-    replay_weight: float = 1.0
+    replay_batch_size: int = 32
+    replay_weight: float = 3.0
     seed: int = 0
     max_new_tokens: int = 16
     target_modules: tuple[str, ...] = LLAMA_MODULES
@@ -219,6 +219,7 @@ def distil(
             tokens += int(rb.attention_mask.sum())
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         loss_val = loss.item()
         if progress is not None:

@@ -43,8 +43,8 @@ def kd_experiment(
     own_families: Sequence[str],
     config: KDConfig,
     out_root: Path,
-    n_targets: int = 600,
-    n_replay: int = 600,
+    n_targets: int = 4500,
+    n_replay: int = 3000,
     n_eval: int = 100,
     seed: int = 0,
 ) -> KDOutcome:

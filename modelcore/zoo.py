@@ -29,7 +29,7 @@ from modelcore.world import family_cells, training_examples
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "zoo_weights"
 META_FILE = "sleepwake.json"
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -93,10 +93,12 @@ class MemberSpec:
 
 
 ENTRY = Arch(hidden=64, layers=2, heads=4, intermediate=192)
-TOP = Arch(hidden=96, layers=3, heads=4, intermediate=256)
+TOP = Arch(hidden=64, layers=4, heads=4, intermediate=192)
 
 DEFAULT_ZOO: tuple[MemberSpec, ...] = (
-    MemberSpec("top-teacher", 1, tuple(FAMILIES), TOP, steps=8000, seed=4),
+    MemberSpec(
+        "top-teacher", 1, tuple(FAMILIES), TOP, steps=12000, seed=4, examples_per_cell=20000
+    ),
     MemberSpec("l0-chain-rev", 0, ("chain", "reverse"), ENTRY, steps=3500, seed=1),
     MemberSpec("l0-chain-gcd", 0, ("chain", "gcd"), ENTRY, steps=3500, seed=2),
     MemberSpec("l0-gcd-rev", 0, ("gcd", "reverse"), ENTRY, steps=3500, seed=3),

@@ -8,7 +8,7 @@ from modelcore.backend import ModelBackend
 from modelcore.calibration import fit_and_report
 from modelcore.cost import CostScale
 from modelcore.evaluation import CellScore, evaluate
-from modelcore.world import all_cells
+from modelcore.world import all_cells, is_small_domain
 from modelcore.zoo import DEFAULT_ZOO, WEIGHTS_DIR, MemberSpec, member_dir
 
 Scores = dict[tuple[str, str], CellScore]
@@ -33,7 +33,14 @@ def zoo_table(n: int = 200, seed: int = 0, root: Path = WEIGHTS_DIR) -> str:
     zoo = load_zoo(root=root)
     scores = {name: evaluate(b, n_per_cell=n, seed=seed) for name, b in zoo.items()}
     cells = all_cells()
-    head = ["member", "tier", "params", "cost/query", *[f"{f} {lv[0]}" for f, lv in cells]]
+    mark = {c: "†" if is_small_domain(*c) else "" for c in cells}
+    head = [
+        "member",
+        "tier",
+        "params",
+        "cost/query",
+        *[f"{c[0]} {c[1][0]}{mark[c]}" for c in cells],
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for spec in DEFAULT_ZOO:
         s = scores[spec.name]
@@ -43,6 +50,8 @@ def zoo_table(n: int = 200, seed: int = 0, root: Path = WEIGHTS_DIR) -> str:
         lines.append("| " + " | ".join(row) + " |")
     sizes = scores[DEFAULT_ZOO[0].name]
     lines.append("| held-out n | | | | " + " | ".join(str(sizes[c].n) for c in cells) + " |")
+    lines.append("")
+    lines.append("† small domain: held-out drawn from the whole domain, so it overlaps training.")
     teacher = scores[max(DEFAULT_ZOO, key=lambda s: s.tier).name]
     lines.append("")
     for spec in DEFAULT_ZOO:

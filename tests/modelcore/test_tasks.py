@@ -1,5 +1,14 @@
 from modelcore.tasks import FAMILIES, LEVELS, make_task, score
-from modelcore.world import Drift, Mix, TaskWorld, heldout, is_heldout, training_examples
+from modelcore.world import (
+    Drift,
+    Mix,
+    TaskWorld,
+    heldout,
+    is_heldout,
+    is_reserved,
+    is_small_domain,
+    training_examples,
+)
 
 
 def test_terse_prompts_and_reference_scorer() -> None:
@@ -17,7 +26,7 @@ def test_stream_is_deterministic_and_never_held_out() -> None:
     a, b = w.queries(5, 300), w.queries(5, 300)
     assert [t.prompt for t in a] == [t.prompt for t in b]
     assert [t.prompt for t in a] != [t.prompt for t in w.queries(6, 300)]
-    assert not any(is_heldout(t.prompt) for t in a)
+    assert not any(is_reserved(t) for t in a)
 
 
 def test_default_mix_is_70_25_5() -> None:
@@ -35,9 +44,18 @@ def test_drift_changes_the_mix_from_its_cycle() -> None:
     assert {t.family for t in w.queries(3, 200)} == {"reverse"}
 
 
-def test_heldout_is_disjoint_from_training_data() -> None:
-    train = {t.prompt for t in training_examples([(("gcd", "easy"), 2000)], seed=0)}
-    held = heldout("gcd", "easy", 100)
-    assert held and all(is_heldout(t.prompt) for t in held)
+def test_heldout_is_disjoint_from_training_data_where_the_domain_is_large() -> None:
+    assert not is_small_domain("chain", "easy")
+    train = {t.prompt for t in training_examples([(("chain", "easy"), 2000)], seed=0)}
+    held = heldout("chain", "easy", 100)
+    assert len(held) == 100 and all(is_heldout(t.prompt) for t in held)
     assert not train & {t.prompt for t in held}
     assert len({t.prompt for t in heldout("reverse", "hard", 150)}) == 150
+
+
+def test_small_domains_are_flagged_and_their_heldout_overlaps() -> None:
+    assert is_small_domain("gcd", "easy")  # numbers <= 12: 144 prompts
+    held = heldout("gcd", "easy", 500)
+    assert len(held) == 144
+    train = {t.prompt for t in training_examples([(("gcd", "easy"), 2000)], seed=0)}
+    assert len({t.prompt for t in held} & train) >= 140  # (nearly) all of it
