@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 
 def setup(verbose: bool) -> None:
+    # transformers' notice about its own generate() internals says nothing a user can act on
+    warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -66,7 +66,7 @@ def render(report: ServeReport) -> str:
     lines = [head]
     for cycle, n, _, acc, esc, cost, cost_all, var in report.cycles:
         lines.append(f"| {cycle} | {n} | {acc:.3f} | {esc:.3f} | {cost:.3f} | {cost_all:.3f} | "
-                     f"{(var or 0):.4f} |")
+                     f"{(var or 0):.2e} |")
     return "\n".join(lines)
 
 
