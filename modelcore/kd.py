@@ -42,7 +42,7 @@ class KDConfig:
 
     rank: int = 16
     alpha: int = 32
-    steps: int = 800
+    steps: int = 500
     lr: float = 5e-3
     batch_size: int = 32
     replay_batch_size: int = 32
