@@ -4,7 +4,9 @@
     python benchmarks/bench_kd.py --member l0-gcd-rev --gap chain
 
 Pass criteria (issue 3): lift ≥ 30 points on the gap family within 120 s of training, own
-families drop ≤ 5 points (with replay). The no-replay run shows what the replay term buys.
+families drop ≤ 5 points (with replay). Time is the training's process CPU time (all
+threads); wall time is shown too but depends on what else shares the cores. The no-replay
+run shows what the replay term buys.
 """
 
 from __future__ import annotations
@@ -30,17 +32,17 @@ def _row(label: str, o: KDOutcome) -> str:
     return (
         f"| {label} | {100 * o.gap_before:.0f} → {100 * o.gap_after:.0f} | {100 * o.lift:+.0f} "
         f"| {100 * o.own_before:.0f} → {100 * o.own_after:.0f} | {-100 * o.forgetting:+.0f} "
-        f"| {o.seconds:.0f} |"
+        f"| {o.seconds:.0f} | {o.cpu_seconds:.0f} |"
     )
 
 
 def main(
     member: str = "l0-chain-rev",
     gap: str = "gcd",
-    steps: int = 800,
+    steps: int = 500,
     seed: int = 0,
     n_eval: int = 200,
-    threads: int = 2,
+    threads: int = 1,
 ) -> None:
     torch.set_num_threads(threads)
     specs = {s.name: s for s in DEFAULT_ZOO}
@@ -63,13 +65,15 @@ def main(
         f"rank {cfg.rank}, {steps} steps, seed {seed}, {threads} threads, "
         f"{n_eval} held-out tasks per cell\n"
     )
-    print("| run | gap family acc. | lift (pts) | own families acc. | change (pts) | train s |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| run | gap family acc. | lift (pts) | own families acc. | change (pts) | wall s | CPU s |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, o in runs.items():
         print(_row(label, o))
     o = next(iter(runs.values()))
-    ok = o.lift >= 0.30 and o.forgetting <= 0.05 and o.seconds <= 120
-    print(f"\n{'PASS' if ok else 'FAIL'}: lift ≥ 30 pts, forgetting ≤ 5 pts, ≤ 120 s")
+    ok = o.lift >= 0.30 and o.forgetting <= 0.05 and o.cpu_seconds <= 120
+    print(f"\n{'PASS' if ok else 'FAIL'}: lift ≥ 30 pts, forgetting ≤ 5 pts, ≤ 120 CPU s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Answers/s per tier at batch 1 and 32, and embeddings/s, on the default query stream.
 
-python benchmarks/bench_model_throughput.py --threads 2
+python benchmarks/bench_model_throughput.py --threads 1
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def _rate(
     return done / (time.perf_counter() - t0)
 
 
-def main(threads: int = 2, n: int = 256) -> None:
+def main(threads: int = 1, n: int = 256) -> None:
     torch.set_num_threads(threads)
     queries = [t.prompt for t in TaskWorld(seed=0).queries(0, n)]
     print(f"{threads} CPU threads, default stream (seed 0), greedy, max 16 new tokens\n")

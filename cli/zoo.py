@@ -40,4 +40,4 @@ def report(
     """Print the held-out accuracy table of the shipped zoo (markdown)."""
     from modelcore.zoo_table import zoo_table
 
-    console.print(zoo_table(n=n, seed=seed), markup=False)
+    typer.echo(zoo_table(n=n, seed=seed))  # plain: rich would wrap the markdown rows

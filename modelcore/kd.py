@@ -42,7 +42,7 @@ class KDConfig:
 
     rank: int = 16
     alpha: int = 32
-    steps: int = 800
+    steps: int = 500
     lr: float = 5e-3
     batch_size: int = 32
     replay_batch_size: int = 32
@@ -142,8 +142,8 @@ def _prepare(
 
 def _used_tokens(batch: Batch) -> list[int]:
     """Token ids the targets use: their embedding rows train with the adapter, because a
-    member never pretrained on a family has untrained rows for its characters that no LoRA
-    on the linear layers can repair."""
+    member never pretrained on a family has untrained rows for some of its characters, which
+    LoRA on the linear layers can only work around (bench: +40 points without, +57 with)."""
     return sorted(int(t) for t in batch.input_ids[batch.attention_mask.bool()].unique())
 
 

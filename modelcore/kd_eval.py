@@ -25,6 +25,7 @@ class KDOutcome:
     own_before: float
     own_after: float
     seconds: float
+    cpu_seconds: float
     sha256: str
 
     @property
@@ -55,7 +56,7 @@ def kd_experiment(
     per_own = n_replay // len(own_cells)
     replay = training_examples([(c, per_own) for c in own_cells], seed + 1)
     before = evaluate(student, gap_cells + own_cells, n_eval)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = distil(
         student.base,
         student.tokenizer,
@@ -68,7 +69,7 @@ def kd_experiment(
         template=student.template,
         teacher_template=teacher.template,
     )
-    seconds = time.perf_counter() - t0
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
     name = student.load_adapter(AdapterRef(res.path, res.sha256))
     after = evaluate(student, gap_cells + own_cells, n_eval, adapter=name)
     student.unload_adapter(name)
@@ -78,5 +79,6 @@ def kd_experiment(
         mean_accuracy(before, own_families),
         mean_accuracy(after, own_families),
         seconds,
+        cpu_seconds,
         res.sha256,
     )

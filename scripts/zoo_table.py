@@ -1,6 +1,6 @@
 """Print the README's zoo table: held-out accuracy (%) per member x family x level.
 
-    python scripts/zoo_table.py --n 200 --seed 0 --threads 2
+python scripts/zoo_table.py --n 200 --seed 0 --threads 2
 """
 
 from __future__ import annotations

@@ -47,3 +47,14 @@ def test_cancellation_stops_the_run(tiny_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(KDCancelledError):
         _run(tiny_dir, tmp_path, cancel=cancel)
     assert not any(tmp_path.glob("*/adapter_config.json"))
+
+
+def test_different_vocabularies_fall_back_to_sequence_level_kd(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    b = ModelBackend.from_dir(tiny_dir)
+    teacher_tok = ModelBackend.from_dir(tiny_dir).tokenizer
+    teacher_tok.add_tokens(["<extra>"])  # a different vocabulary: logits no longer align
+    res = distil(b.base, b.tokenizer, b.base, teacher_tok, EXAMPLES, [], CFG, tmp_path)
+    assert not res.exact_kd
+    assert b.load_adapter(AdapterRef(res.path, res.sha256)) == res.sha256
