@@ -57,9 +57,14 @@ def make_gateway(config: SystemConfig) -> Policy[Any]:
 
 
 def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:
+    import torch
+
     from agents.worker.policy import make_policy
     from modelcore.backend import ModelBackend
     from modelcore.cost import CostScale
+
+    # one intra-op thread: on shared cores more threads wait on each other (README, Model core)
+    torch.set_num_threads(1)
 
     top = cohort.cheapest(cohort.top_tier)
     backend = ModelBackend.from_dir(member_dir(member.model_id, config.zoo),

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli import events_cmd, logs
+from cli import events_cmd, logs, zoo
 from cli.options import Bootstrap, Db, Partitions, Verbose
 
 app = typer.Typer(
@@ -20,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(events_cmd.app, name="events")
+app.add_typer(zoo.app, name="zoo")
 topics_app = typer.Typer(help="Create the topics declared in events.topology.",
                          no_args_is_help=True)
 app.add_typer(topics_app, name="topics")

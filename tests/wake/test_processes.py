@@ -61,7 +61,7 @@ async def wait_finals(stack: Stack, n: int, timeout: float) -> None:
 async def test_agents_as_processes_survive_sigkill_mid_cycle(
     kafka: EmbeddedBroker, tmp_path: Path, tiny_config: SystemConfig
 ) -> None:
-    cycles, n = 3, 10
+    cycles, n = 2, 8
     config = tiny_config.model_copy(update={"traffic": tiny_config.traffic.model_copy(
         update={"cycles": cycles, "queries_per_cycle": n})})
     file = tmp_path / "config.json"
