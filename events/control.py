@@ -138,6 +138,10 @@ class CanaryStarted(Payload):
     model_id: ModelId
     version: int = Field(ge=1)
     share: float = Field(ge=0, le=1)
+    target_centroids: list[str] = Field(
+        default_factory=list, description="Centroids of the target cells, float16 base64.")
+    radius: float = Field(default=0.8, gt=0, description="A query this close to a target "
+                          "centroid belongs to the target cells.")
     gate_target_delta: float = Field(description="Offline gate: accuracy change on target cells.")
     gate_outside_delta: float = Field(description="Offline gate: accuracy change outside.")
 

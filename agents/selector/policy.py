@@ -23,7 +23,15 @@ import numpy as np
 from agents.cohort import Cohort
 from agents.runtime.policy import AnyEnvelope, Emit, Policy
 from agents.selector.prototypes import Bank, distances
-from events.control import Promoted, RolledBack, SleepStarted, TrainingCompleted, TrainingFailed
+from events.control import (
+    CanaryStarted,
+    Promoted,
+    RolledBack,
+    SleepStarted,
+    TrafficShifted,
+    TrainingCompleted,
+    TrainingFailed,
+)
 from events.serving import QueryReceived, QueryRouted, ResponseGraded
 from events.vectors import decode_vector
 
@@ -47,12 +55,22 @@ Success = tuple[int, str, str]  # (cycle, query id, model id)
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A new version on trial: `share` of the queries in its target cells go to it."""
+
+    share: float
+    centroids: np.ndarray
+    radius: float
+
+
+@dataclass(frozen=True)
 class State:
     banks: MappingProxyType[str, Bank] = field(default_factory=lambda: MappingProxyType({}))
     cycle: int = 0  # the banks hold every success of cycles < cycle
     pending: tuple[Success, ...] = ()  # successes not yet absorbed
     status: MappingProxyType[str, Status] = field(default_factory=lambda: MappingProxyType({}))
     recent: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    canaries: MappingProxyType[str, Canary] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def advance(state: State, cycle: int, cfg: SelectorConfig) -> State:
@@ -84,18 +102,32 @@ def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -
         entry = list(cohort.tier(0))
     ids = [m.model_id for m in entry]
     costs = np.array([m.cost for m in entry])
-    d = distances(dict(state.banks), ids, decode_vector(q.embedding), cfg.prior_distance)
+    x = decode_vector(q.embedding)
+    d = distances(dict(state.banks), ids, x, cfg.prior_distance)
     score = cfg.w_d * d + cfg.w_c * costs
     explored = _draw(cfg.seed, q.query_id) < cfg.epsilon
     if explored:
         pick = int(_draw(cfg.seed + 1, q.query_id) * len(entry))
     else:
         pick = min(range(len(entry)), key=lambda i: (score[i], ids[i]))
+    canary = _canary_for(state, ids, x, _draw(cfg.seed + 2, q.query_id))
     return QueryRouted(
-        query_id=q.query_id, cycle=q.cycle, model_id=ids[pick], tier=0, text=q.text,
+        query_id=q.query_id, cycle=q.cycle, model_id=canary or ids[pick], tier=0, text=q.text,
         distances={m: round(float(v), 6) for m, v in zip(ids, d, strict=True)},
-        costs={m: float(c) for m, c in zip(ids, costs, strict=True)}, explored=explored,
+        costs={m: float(c) for m, c in zip(ids, costs, strict=True)},
+        explored=explored and canary is None, canary=canary is not None,
     )
+
+
+def _canary_for(state: State, ids: list[str], x: np.ndarray, draw: float) -> str | None:
+    """The canary member whose target cells hold x and whose share the draw falls in."""
+    for model_id in sorted(state.canaries):
+        c = state.canaries[model_id]
+        if model_id not in ids or not len(c.centroids):
+            continue
+        if np.linalg.norm(c.centroids - x, axis=1).min() <= c.radius and draw < c.share:
+            return model_id
+    return None
 
 
 def make_policy(cohort: Cohort, cfg: SelectorConfig = SelectorConfig()) -> Policy[State]:
@@ -126,6 +158,20 @@ def make_policy(cohort: Cohort, cfg: SelectorConfig = SelectorConfig()) -> Polic
         if isinstance(data, ResponseGraded) and data.success and not data.final:
             success = (data.cycle, data.query_id, data.model_id)
             return replace(state, pending=(*state.pending, success))
+        if isinstance(data, CanaryStarted):
+            cents = np.vstack([decode_vector(c) for c in data.target_centroids]) \
+                if data.target_centroids else np.zeros((0, 384), dtype=np.float32)
+            canary = Canary(data.share, cents, data.radius)
+            state = replace(state, canaries=MappingProxyType(
+                {**state.canaries, data.model_id: canary}))
+            return _set(state, data.model_id, "WORKING")
+        if isinstance(data, TrafficShifted) and data.model_id in state.canaries:
+            canary = replace(state.canaries[data.model_id], share=data.share)
+            return replace(state, canaries=MappingProxyType(
+                {**state.canaries, data.model_id: canary}))
+        if isinstance(data, Promoted | RolledBack):
+            canaries = {k: v for k, v in state.canaries.items() if k != data.model_id}
+            state = replace(state, canaries=MappingProxyType(canaries))
         if isinstance(data, SleepStarted):
             return _set(state, data.model_id, "SLEEPING")
         if isinstance(data, TrainingCompleted | TrainingFailed | Promoted | RolledBack):

@@ -60,3 +60,28 @@ def test_shadow_queries_also_go_to_peers_and_the_tier_above() -> None:
     served = [e.data for e in decided[0] if not e.data.shadow]
     shadows = {e.data.model_id for e in decided[0] if e.data.shadow}
     assert len(served) == 1 and shadows == {"a", "b", "c", "top"} - {served[0].model_id}
+
+
+def test_canary_gets_its_share_of_target_cell_traffic_only() -> None:
+    from events.control import CanaryStarted, Promoted, TrafficShifted
+    from events.vectors import encode_vector
+
+    policy = make_policy(COHORT, NO_EXPLORE)
+    target = unit(5)
+    start = env(CanaryStarted(envelope_id="e", model_id="c", version=2, share=0.5,
+                              target_centroids=[encode_vector(target)], radius=0.3,
+                              gate_target_delta=0.2, gate_outside_delta=0.0))
+    inside = [query(f"in{i}", near(target, i, 0.02)) for i in range(300)]
+    outside = [query(f"out{i}", unit(1000 + i)) for i in range(100)]
+    _, decided = run(policy, [start, *inside, *outside])
+    in_routes = [routed(d) for d in decided[1:301]]
+    share = sum(r.canary for r in in_routes) / len(in_routes)
+    assert 0.4 < share < 0.6 and all(r.model_id == "c" for r in in_routes if r.canary)
+    assert not any(routed(d).canary for d in decided[301:])
+    shift = env(TrafficShifted(envelope_id="e", model_id="c", version=2, slot=1, share=0.0,
+                               target_delta=-0.1, outside_delta=0.0))
+    _, after = run(policy, [start, shift, *inside[:50]])
+    assert not any(routed(d).canary for d in after[2:])
+    done = env(Promoted(envelope_id="e", model_id="c", version=2, adapters=[]))
+    _, promoted = run(policy, [start, done, *inside[:50]])
+    assert not any(routed(d).canary for d in promoted[2:])
