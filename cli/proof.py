@@ -10,7 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from agents.runtime.bus import publish_event
-from agents.runtime.stack import proof, running
+from cli.stack import proof, running
 from events.envelope import make_envelope
 from events.proof import Ping
 

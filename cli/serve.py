@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from agents.config import SystemConfig
 from agents.registry import cohort_of, make_gateway, make_worker, pure_policies
-from agents.runtime.stack import Part, Stack, running
+from cli.stack import Part, Stack, running
 
 METRICS = ("SELECT cycle, queries, graded, accuracy, escalation_rate, cost_per_query, "
            "cost_with_shadow, confidence_variance FROM cycle_metrics ORDER BY cycle")

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agents.runtime.embedded import EmbeddedBroker
-from agents.runtime.stack import Stack, in_memory, running
+from cli.stack import Stack, in_memory, running
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agents.runtime.bus import publish_event
-from agents.runtime.stack import proof
+from cli.stack import proof
 from events.topology import topic_of
 from tests.conftest import StackFactory
 from tests.spine.helpers import bad_inputs, ping

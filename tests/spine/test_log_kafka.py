@@ -16,7 +16,7 @@ from agents.ponger.policy import POLICY as PONGER
 from agents.runtime.bus import make_broker, publish_event
 from agents.runtime.embedded import EmbeddedBroker
 from agents.runtime.shell import Agent
-from agents.runtime.stack import proof, running
+from cli.stack import proof, running
 from events.codec import encode
 from events.topology import producer_of
 from projections.digest import digests

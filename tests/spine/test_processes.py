@@ -14,7 +14,7 @@ import pytest
 
 from agents.runtime.bus import publish_event
 from agents.runtime.embedded import EmbeddedBroker
-from agents.runtime.stack import proof, running
+from cli.stack import proof, running
 from tests.spine.helpers import ping
 
 pytestmark = pytest.mark.broker

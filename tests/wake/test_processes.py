@@ -14,7 +14,7 @@ import pytest
 
 from agents.config import SystemConfig
 from agents.runtime.embedded import EmbeddedBroker
-from agents.runtime.stack import Stack, running
+from cli.stack import Stack, running
 from projections.audit import audit
 
 pytestmark = pytest.mark.broker

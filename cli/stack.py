@@ -1,4 +1,4 @@
-"""Run several agents and the projector in one process: the embedded default and the tests.
+"""Run several agents and the projector in one process: the main job and the tests.
 
 In production each runs as its own process (`faststream run agents.<name>:app`); here they
 share an event loop but still talk only through the broker.
