@@ -17,3 +17,4 @@ def setup(verbose: bool) -> None:
     logging.getLogger("sleepwake.faststream").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     logging.getLogger("kafka").setLevel(logging.ERROR)
+    logging.getLogger("transformers").setLevel(logging.ERROR)

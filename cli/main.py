@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ app = typer.Typer(
     "Every command that needs Kafka starts an embedded broker on loopback unless "
     "--bootstrap (or SLEEPWAKE_BOOTSTRAP) names an external one.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",  # docstring lines join into paragraphs
 )
 app.add_typer(events_cmd.app, name="events")
 app.add_typer(zoo.app, name="zoo")
@@ -43,13 +45,10 @@ def broker(
             ensure_topics(embedded.bootstrap, partitions)
         typer.echo(f"bootstrap: {embedded.bootstrap}")
         typer.echo(f"export SLEEPWAKE_BOOTSTRAP={embedded.bootstrap}   # for other shells")
-        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if _block_signals() else None
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # wait for them instead of dying
+        signal.sigwait(stop)
     typer.echo("broker stopped")
-
-
-def _block_signals() -> bool:
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    return True
 
 
 @topics_app.command("create")
@@ -65,7 +64,9 @@ def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> No
 
 @app.command()
 def run(
-    db: Db = Path("runs/sleepwake.duckdb"),
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="Fresh DuckDB file for the run (default: runs/sleepwake-<time>.duckdb).")
+    ] = None,
     config: Annotated[Path | None, typer.Option(
         envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
     cycles: Annotated[int | None, typer.Option(min=1, help="Override traffic.cycles.")] = None,
@@ -95,6 +96,8 @@ def run(
     traffic = cfg.traffic.model_copy(update={
         k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
     cfg = cfg.model_copy(update={"traffic": traffic})
+    if db is None:
+        db = Path("runs") / f"sleepwake-{time.strftime('%Y%m%d-%H%M%S')}.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
     if db.exists():
         typer.echo(f"error: {db} exists; pass a new --db (a run projects into a fresh file)",
