@@ -130,13 +130,18 @@ class TrainingFailed(Payload):
     reason: str
 
 
-class CanaryStarted(Payload):
+class _VersionStep(Payload):
+    """Fields of every step of a member's new version through envelope, canary and verdict."""
+
+    envelope_id: str = Field(description="The envelope the version was trained in.")
+    model_id: ModelId = Field(description="The member.")
+    version: int = Field(ge=1, description="The member's adapter version on trial.")
+
+
+class CanaryStarted(_VersionStep):
     """The new version passed the offline gate and gets its first traffic share."""
 
     TYPE = "CanaryStarted"
-    envelope_id: str
-    model_id: ModelId
-    version: int = Field(ge=1)
     share: float = Field(ge=0, le=1)
     target_centroids: list[str] = Field(
         default_factory=list, description="Centroids of the target cells, float16 base64.")
@@ -146,35 +151,26 @@ class CanaryStarted(Payload):
     gate_outside_delta: float = Field(description="Offline gate: accuracy change outside.")
 
 
-class TrafficShifted(Payload):
+class TrafficShifted(_VersionStep):
     """One canary evaluation slot: the new share and the comparison behind it."""
 
     TYPE = "TrafficShifted"
-    envelope_id: str
-    model_id: ModelId
-    version: int = Field(ge=1)
     slot: int = Field(ge=0)
     share: float = Field(ge=0, le=1)
     target_delta: float
     outside_delta: float
 
 
-class Promoted(Payload):
+class Promoted(_VersionStep):
     """The canary is stable: the new adapters become the member's version."""
 
     TYPE = "Promoted"
-    envelope_id: str
-    model_id: ModelId
-    version: int = Field(ge=1)
     adapters: list[AdapterRef]
 
 
-class RolledBack(Payload):
+class RolledBack(_VersionStep):
     """The canary regressed: the previous adapters are restored."""
 
     TYPE = "RolledBack"
-    envelope_id: str
-    model_id: ModelId
-    version: int = Field(ge=1)
     restored_version: int = Field(ge=0)
     reason: str

@@ -50,14 +50,27 @@ class QueryReceived(Payload):
     shadow: bool = Field(default=False, description="Also answered by the upper tier and peers.")
 
 
-class QueryRouted(Payload):
+class _ByMember(Payload):
+    """Fields of every event about one member's work on one query (not an event itself)."""
+
+    query_id: QueryId = Field(description="The query.", examples=["c0003-q00042"])
+    cycle: int = Field(ge=0, description="Its cycle.")
+    model_id: ModelId = Field(description="The member.", examples=["l0-chain-rev"])
+    tier: int = Field(ge=0, description="The member's tier.", examples=[0])
+
+
+class _Verdict(_ByMember):
+    """The numbers behind a meta-selector decision (Algorithm 1)."""
+
+    p_success: float = Field(ge=0, le=1, description="Calibrated confidence.")
+    evi: float = Field(description="Expected value of escalating.")
+    theta: float = Field(description="θ_crit in force.")
+
+
+class QueryRouted(_ByMember):
     """The selector's choice, with the numbers that made it (eq. 4)."""
 
     TYPE = "QueryRouted"
-    query_id: QueryId
-    cycle: int = Field(ge=0)
-    model_id: ModelId = Field(description="Chosen member.", examples=["L0-a"])
-    tier: int = Field(ge=0, description="Tier of the chosen member.", examples=[0])
     text: str = Field(description="The query text, so the worker needs nothing else.")
     distances: dict[ModelId, float] = Field(default_factory=dict,
                                             description="d_beh(x, M) per candidate.")
@@ -68,14 +81,10 @@ class QueryRouted(Payload):
     shadow: bool = Field(default=False, description="A shadow-sample answer, not served.")
 
 
-class ResponseGenerated(Payload):
+class ResponseGenerated(_ByMember):
     """A model worker's answer with its confidence and cost."""
 
     TYPE = "ResponseGenerated"
-    query_id: QueryId
-    cycle: int = Field(ge=0)
-    model_id: ModelId
-    tier: int = Field(ge=0)
     answer: str = Field(description="The generated answer text.", examples=["dior"])
     confidence: float = Field(description="Raw confidence from token probabilities.")
     prompt_tokens: int = Field(ge=0)
@@ -86,43 +95,25 @@ class ResponseGenerated(Payload):
     shadow: bool = Field(default=False, description="A shadow-sample answer, not served.")
 
 
-class Accepted(Payload):
+class Accepted(_Verdict):
     """The meta-selector keeps an answer (Algorithm 1)."""
 
     TYPE = "Accepted"
-    query_id: QueryId
-    cycle: int = Field(ge=0)
-    model_id: ModelId
-    tier: int = Field(ge=0)
-    p_success: float = Field(ge=0, le=1, description="Calibrated confidence.")
-    evi: float = Field(description="Expected value of escalating.")
-    theta: float = Field(description="θ_crit in force.")
 
 
-class Escalated(Payload):
-    """The meta-selector sends the query one tier up (Algorithm 1)."""
+class Escalated(_Verdict):
+    """The meta-selector sends the query one tier up; model_id/tier are the member left."""
 
     TYPE = "Escalated"
-    query_id: QueryId
-    cycle: int = Field(ge=0)
-    from_model: ModelId
-    from_tier: int = Field(ge=0)
     to_tier: int = Field(ge=1)
     to_model: ModelId = Field(description="The member of the next tier that answers.")
     text: str = Field(description="The query text, for the next tier's worker.")
-    p_success: float = Field(ge=0, le=1)
-    evi: float
-    theta: float
 
 
-class ResponseGraded(Payload):
+class ResponseGraded(_ByMember):
     """Quality Q of one answer (final or shadow)."""
 
     TYPE = "ResponseGraded"
-    query_id: QueryId
-    cycle: int = Field(ge=0)
-    model_id: ModelId
-    tier: int = Field(ge=0)
     quality: float = Field(ge=0, le=1, description="Q(x, y).")
     success: bool = Field(description="Q ≥ τ.")
     method: Literal["reference", "agreement"]

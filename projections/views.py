@@ -82,20 +82,19 @@ Q_ANSWERS = _serving(
     "CAST(data->>'confidence' AS DOUBLE), CAST(data->>'cost_norm' AS DOUBLE), "
     "CAST(data->>'cost_flops' AS DOUBLE), CAST(data->>'shadow' AS BOOLEAN)",
 )
-_VERDICT = ("query_id VARCHAR, model_id VARCHAR, tier INTEGER, verdict VARCHAR, "
-            "p_success DOUBLE, evi DOUBLE, theta DOUBLE")
-Q_ACCEPTED = _serving(
-    "q_accepted", _VERDICT, "query_id", "Accepted",
-    "data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), 'accept', "
-    "CAST(data->>'p_success' AS DOUBLE), CAST(data->>'evi' AS DOUBLE), "
-    "CAST(data->>'theta' AS DOUBLE)",
-)
-Q_ESCALATED = _serving(
-    "q_escalated", _VERDICT, "query_id, model_id", "Escalated",
-    "data->>'query_id', data->>'from_model', CAST(data->>'from_tier' AS INTEGER), 'escalate', "
-    "CAST(data->>'p_success' AS DOUBLE), CAST(data->>'evi' AS DOUBLE), "
-    "CAST(data->>'theta' AS DOUBLE)",
-)
+def _verdicts(name: str, key: str, source_type: str, verdict: str) -> View:
+    """Accepted and Escalated share their numbers (p_success, evi, θ)."""
+    return _serving(
+        name, "query_id VARCHAR, model_id VARCHAR, tier INTEGER, verdict VARCHAR, "
+        "p_success DOUBLE, evi DOUBLE, theta DOUBLE", key, source_type,
+        f"data->>'query_id', data->>'model_id', CAST(data->>'tier' AS INTEGER), '{verdict}', "
+        "CAST(data->>'p_success' AS DOUBLE), CAST(data->>'evi' AS DOUBLE), "
+        "CAST(data->>'theta' AS DOUBLE)",
+    )
+
+
+Q_ACCEPTED = _verdicts("q_accepted", "query_id", "Accepted", "accept")
+Q_ESCALATED = _verdicts("q_escalated", "query_id, model_id", "Escalated", "escalate")
 Q_GRADES = _serving(
     "q_grades",
     "query_id VARCHAR, model_id VARCHAR, final BOOLEAN, shadow BOOLEAN, quality DOUBLE, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -75,19 +76,18 @@ def judge(cohort: Cohort, cfg: MetaConfig, ev: Evidence, r: ResponseGenerated,
     cal = ev.calibrators.get(r.model_id)
     p = float(cal.predict([r.confidence])[0]) if cal else r.confidence
     theta = ev.thetas.get(r.model_id, cfg.theta_default)
+    about: dict[str, Any] = {"query_id": r.query_id, "cycle": r.cycle, "model_id": r.model_id,
+                             "tier": r.tier, "p_success": p, "theta": theta}
     if r.tier >= cohort.top_tier:
-        return Accepted(query_id=r.query_id, cycle=r.cycle, model_id=r.model_id, tier=r.tier,
-                        p_success=p, evi=0.0, theta=theta)
+        return Accepted(**about, evi=0.0)
     target = cohort.cheapest(r.tier + 1)
     x = decode_vector(q.embedding) if q.embedding else None
     evi = expected_gain(ev, r.tier, x, cfg) - cfg.lam * (
         target.cost - cohort.member(r.model_id).cost)
     if p < theta and evi > 0:
-        return Escalated(query_id=r.query_id, cycle=r.cycle, from_model=r.model_id,
-                         from_tier=r.tier, to_tier=target.tier, to_model=target.model_id,
-                         text=q.text, p_success=p, evi=evi, theta=theta)
-    return Accepted(query_id=r.query_id, cycle=r.cycle, model_id=r.model_id, tier=r.tier,
-                    p_success=p, evi=evi, theta=theta)
+        return Escalated(**about, evi=evi, to_tier=target.tier, to_model=target.model_id,
+                         text=q.text)
+    return Accepted(**about, evi=evi)
 
 
 def make_policy(cohort: Cohort, cfg: MetaConfig = MetaConfig()) -> Policy[State]:
