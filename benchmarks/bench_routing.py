@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warmup", type=int, default=512)
     parser.add_argument("--queries", type=int, default=1024)
+    parser.add_argument("--plot", type=Path, default=None,
+                        help="Also draw accuracy against cost per router into this PNG.")
     args = parser.parse_args()
     started = time.perf_counter()
     cohort = cohort_from_zoo()
@@ -155,6 +158,32 @@ def main() -> None:
     print("| router | accuracy | escalation rate | cost/query |\n|---|---:|---:|---:|")
     for name, acc, esc, c in rows:
         print(f"| {name} | {acc:.3f} | {esc:.3f} | {c:.3f} |")
+    if args.plot:
+        plot(rows, args.plot, f"seed {args.seed}, {n} test queries")
+
+
+def plot(rows: list[tuple[str, float, float, float]], out: Path, subtitle: str) -> None:
+    """Accuracy against cost: the routers up and to the left are the ones worth having."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    for name, acc, _, cost in rows:
+        ax.scatter(cost, acc, s=60)
+        below = "escalation" in name  # its label would run into always-top
+        ax.annotate(name, (cost, acc), textcoords="offset points", fontsize=8,
+                    xytext=(-60, -14) if below else (6, -3))
+    ax.set_xlabel("cost per query (always-top = 1.00)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Routing on the shipped zoo ({subtitle})", fontsize=10)
+    ax.set_xlim(0.4, 1.45)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    print(f"plot written to {out}")
 
 
 if __name__ == "__main__":
