@@ -104,15 +104,29 @@ class Agent(Generic[S]):
         await self.react(event)
 
     async def react(self, event: AnyEnvelope) -> None:
-        """Decide, publish with ids derived from the cause, then fold (the ack follows)."""
+        """Decide, fold, then publish with ids derived from the cause (the ack follows).
+
+        The fold comes before the publishing so that an event delivered *during* it (the
+        in-memory test broker calls handlers re-entrantly) sees, and keeps, this event's
+        effect. If publishing fails the fold is undone and the event is nacked, so its
+        redelivery is decided afresh; on a real broker one subscriber handles one event at
+        a time, so nothing else was folded meanwhile.
+        """
+        before = self.state
         if self.policy.blocking:
-            emits = list(await asyncio.to_thread(self.policy.decide, self.state, event))
+            emits = list(await asyncio.to_thread(self.policy.decide, before, event))
         else:
-            emits = list(self.policy.decide(self.state, event))
-        for index, emit in enumerate(emits):
-            await self.publish(emit, emit.event_id(self.id_source, event.id, index), cause=event)
-        self.state = self.policy.evolve(self.state, event)
+            emits = list(self.policy.decide(before, event))
+        self.state = self.policy.evolve(before, event)
         self.seen.add(str(event.id))
+        try:
+            for index, emit in enumerate(emits):
+                await self.publish(emit, emit.event_id(self.id_source, event.id, index),
+                                   cause=event)
+        except BaseException:
+            self.state = before
+            self.seen.discard(str(event.id))
+            raise
         self.handled += 1
         log.info("%s on %s %s: %s", self.spec.name, event.type, event.subject, describe(emits))
 
