@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 
@@ -17,4 +18,4 @@ def setup(verbose: bool) -> None:
     logging.getLogger("sleepwake.faststream").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    logging.getLogger("transformers").setLevel(logging.ERROR)
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when it sets up logging
