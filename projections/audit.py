@@ -58,12 +58,14 @@ def audit(
             emitted = _emitted(con, spec.topic)
             state = policy.initial
             expected_ids: set[str] = set()
+            causes: set[str] = set()
             for (raw,) in inputs:
                 event = decode(raw)
+                causes.add(str(event.id))
                 for index, emit in enumerate(policy.decide(state, event)):
                     eid = str(emit.event_id(name, event.id, index))
                     expected_ids.add(eid)
-                    got = emitted.get(eid)
+                    got = emitted[eid][:3] if eid in emitted else None
                     want = (emit.data.TYPE, emit.subject, emit.data.model_dump(mode="json"))
                     if got is None:
                         divergences.append(Divergence(name, str(event.id), eid, "not emitted"))
@@ -71,8 +73,7 @@ def audit(
                         divergences.append(Divergence(
                             name, str(event.id), eid, f"emitted {got}, policy decides {want}"))
                 state = policy.evolve(state, event)
-            causes = {str(decode(raw).id) for (raw,) in inputs}
-            for eid, (_, _, _, cause) in _emitted_with_cause(con, spec.topic).items():
+            for eid, (_, _, _, cause) in emitted.items():
                 if cause in causes and eid not in expected_ids:
                     divergences.append(Divergence(name, cause, eid, "emitted, policy would not"))
             checked[name] = len(inputs)
@@ -85,13 +86,10 @@ def _list(items: tuple[str, ...]) -> str:
     return ", ".join(f"'{t}'" for t in items) or "NULL"
 
 
-def _emitted_with_cause(con: duckdb.DuckDBPyConnection, topic: str) -> dict[str, Any]:
+def _emitted(con: duckdb.DuckDBPyConnection, topic: str) -> dict[str, Any]:
+    """What the agent emitted in reaction to an event: id -> (type, subject, data, cause)."""
     rows = con.execute(
         "SELECT id::VARCHAR, type, subject, data, causationid::VARCHAR FROM events "
         "WHERE topic = ? AND causationid IS NOT NULL", [topic]
     ).fetchall()
     return {eid: (kind, subj, json.loads(data), cause) for eid, kind, subj, data, cause in rows}
-
-
-def _emitted(con: duckdb.DuckDBPyConnection, topic: str) -> dict[str, tuple[str, str, Any]]:
-    return {eid: v[:3] for eid, v in _emitted_with_cause(con, topic).items()}
