@@ -8,6 +8,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY agents agents
 COPY events events
+COPY runtime runtime
 COPY projections projections
 COPY cli cli
 COPY modelcore modelcore

@@ -12,12 +12,14 @@ from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
 from agents.config import SystemConfig
 from agents.gateway.policy import Traffic
 from agents.gateway.policy import make_policy as gateway_policy
-from agents.grader.policy import POLICY as GRADER
+from agents.grader.policy import GraderConfig
+from agents.grader.policy import make_policy as grader_policy
 from agents.meta_selector.policy import make_policy as meta_policy
 from agents.pinger.policy import POLICY as PINGER
 from agents.ponger.policy import POLICY as PONGER
-from agents.runtime.policy import Policy
 from agents.selector.policy import make_policy as selector_policy
+from runtime.policy import Policy
+from runtime.stack import Part
 
 
 def cohort_of(config: SystemConfig) -> Cohort:
@@ -26,22 +28,26 @@ def cohort_of(config: SystemConfig) -> Cohort:
 
 def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[str, Policy[Any]]:
     """Policies whose decisions are a function of events and config alone."""
-    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER, "grader": GRADER}
-    if cohort is None:
-        try:
-            cohort = cohort_of(config)
-        except FileNotFoundError:
-            return policies
+    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER}
+    cohort = cohort or cohort_of(config)
+    peers = len(cohort.tier(0)) + len(cohort.tier(1)) - 1  # the selector's shadow fan-out
+    policies["grader"] = grader_policy(GraderConfig(shadow_peers=peers))
     policies["selector"] = selector_policy(cohort,
                                            config.selector.policy_config(config.traffic.seed))
     policies["meta_selector"] = meta_policy(cohort, config.meta.policy_config())
     return policies
 
 
+def proof_parts(*names: str) -> list[Part]:
+    """Parts of the proof flow (pinger, ponger)."""
+    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER}
+    return [Part(n, policies[n]) for n in names]
+
+
 def pure_agent(name: str) -> Any:
     """The FastStream agent of one pure policy, configured by $SLEEPWAKE_CONFIG."""
     from agents.config import load_config
-    from agents.runtime.shell import Agent
+    from runtime.shell import Agent
 
     return Agent(name, pure_policies(load_config())[name])
 

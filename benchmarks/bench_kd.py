@@ -3,7 +3,7 @@
     python benchmarks/bench_kd.py                       # l0-chain-rev learns gcd
     python benchmarks/bench_kd.py --member l0-gcd-rev --gap chain
 
-Pass criteria (issue 3): lift ≥ 30 points on the gap family within 120 s of training, own
+Pass criteria: lift ≥ 30 points on the gap family within 120 s of training, own
 families drop ≤ 5 points (with replay). Time is the training's process CPU time (all
 threads); wall time is shown too but depends on what else shares the cores. The no-replay
 run shows what the replay term buys.

@@ -30,7 +30,6 @@ from tqdm import tqdm
 from agents.cohort import Cohort, cohort_from_zoo, member_dir
 from agents.meta_selector.policy import MetaConfig
 from agents.meta_selector.policy import make_policy as meta_policy
-from agents.runtime.policy import Policy
 from agents.selector.policy import SelectorConfig, advance, route
 from agents.selector.policy import make_policy as selector_policy
 from events.envelope import make_envelope
@@ -48,6 +47,7 @@ from modelcore.embeddings import embed
 from modelcore.grading import grade_reference
 from modelcore.tasks import Task
 from modelcore.world import TaskWorld
+from runtime.policy import Policy
 
 
 @dataclass(frozen=True)

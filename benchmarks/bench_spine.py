@@ -2,7 +2,7 @@
 
     python benchmarks/bench_spine.py [--events 20000] [--replay-events 100000] [--seed 0]
 
-Targets (issue 2): end-to-end >= 5k events/s, replay from the archive >= 50k events/s.
+Targets: end-to-end >= 5k events/s, replay from the archive >= 50k events/s.
 Prints a markdown table; figures depend on the machine (2 CPU cores here).
 """
 
@@ -17,8 +17,6 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaProducer
 
-from agents.runtime.admin import ensure_topics
-from agents.runtime.embedded import EmbeddedBroker
 from events.codec import encode
 from events.envelope import make_envelope
 from events.proof import Ping
@@ -26,6 +24,8 @@ from projections.projector import Projector
 from projections.replay import replay_from_archive, replay_from_kafka
 from projections.rows import Position, row
 from projections.store import Store
+from runtime.admin import ensure_topics
+from runtime.embedded import EmbeddedBroker
 
 TOPIC = "sw.pinger.v1"
 

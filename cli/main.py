@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from pathlib import Path
@@ -37,8 +36,8 @@ def broker(
     partitions: Partitions = 3,
 ) -> None:
     """Start the embedded Kafka-protocol broker (tansu, memory storage) until Ctrl-C."""
-    from agents.runtime.admin import ensure_topics
-    from agents.runtime.embedded import EmbeddedBroker
+    from runtime.admin import ensure_topics
+    from runtime.embedded import EmbeddedBroker
 
     with EmbeddedBroker(port) as embedded:
         if create_topics:
@@ -54,7 +53,7 @@ def broker(
 @topics_app.command("create")
 def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> None:
     """Create missing event and dead-letter topics (idempotent; infinite retention)."""
-    from agents.runtime.admin import ensure_topics
+    from runtime.admin import ensure_topics
 
     if not bootstrap:
         raise typer.BadParameter("needs a running broker: pass --bootstrap host:port")
@@ -84,8 +83,8 @@ def run(
     and cost per query (normalised so that always-top = 1.00) for each cycle.
     """
     from agents.config import ConfigError, load_config
-    from agents.runtime.embedded import bootstrap_or_embedded
     from cli.serve import render, serve
+    from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
     try:
@@ -116,25 +115,39 @@ def http(
     db: Db = Path("runs/http.duckdb"),
     config: Annotated[Path | None, typer.Option(
         envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
+    timeout: Annotated[float, typer.Option(
+        min=0.1, help="Seconds a request may wait for its answer before a 504.")] = 120.0,
+    max_body: Annotated[int, typer.Option(
+        min=1, help="Largest request body in bytes (larger: 413).")] = 64 * 1024,
+    max_prompt: Annotated[int, typer.Option(
+        min=1, help="Longest prompt in characters (longer: 400).")] = 4096,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
-    """Serve the cohort behind an OpenAI-compatible POST /v1/chat/completions until Ctrl-C.
+    """Serve the cohort behind an OpenAI-compatible API until Ctrl-C or SIGTERM.
 
-    Point any OpenAI client at http://127.0.0.1:PORT/v1; the reply names the member that
-    answered (`model`, `x-sleepwake-model`) and its normalised cost (`x-sleepwake-cost`).
+    Point any OpenAI client at http://127.0.0.1:PORT/v1: POST /v1/chat/completions (also
+    with stream: true) and GET /v1/models. The reply names the member that answered (`model`,
+    `x-sleepwake-model`) and its normalised cost (`x-sleepwake-cost`). On SIGTERM it stops
+    accepting, lets requests in flight finish (each within --timeout) and exits 0.
     """
-    from agents.config import load_config
-    from agents.runtime.embedded import bootstrap_or_embedded
+    from agents.config import ConfigError, load_config
+    from agents.gateway.http_policy import Limits
     from cli.serve import serve_http
+    from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
-    cfg = load_config(config)
+    try:
+        cfg = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    limits = Limits(max_body_bytes=max_body, max_prompt_chars=max_prompt, timeout=timeout)
     db.parent.mkdir(parents=True, exist_ok=True)
     with bootstrap_or_embedded(bootstrap) as servers:
-        typer.echo(f"serving on http://127.0.0.1:{port}/v1/chat/completions (broker {servers})")
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(serve_http(servers, db, cfg, port))
+        typer.echo(f"serving on http://127.0.0.1:{port}/v1 (broker {servers})")
+        asyncio.run(serve_http(servers, db, cfg, port, limits=limits, signals=True))
+    typer.echo("drained and stopped")
 
 
 @app.command()
@@ -147,8 +160,8 @@ def proof(
     verbose: Verbose = False,
 ) -> None:
     """Run the spine's proof flow: pinger/ponger rallies through the log, projected."""
-    from agents.runtime.embedded import bootstrap_or_embedded
     from cli.proof import prove
+    from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -166,8 +179,8 @@ def proof(
 def project(db: Db = Path("sleepwake.duckdb"), bootstrap: Bootstrap = None,
             verbose: Verbose = False) -> None:
     """Run the projector (the single DuckDB writer) until Ctrl-C."""
-    from agents.runtime.embedded import bootstrap_or_embedded
     from projections.projector import Projector
+    from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
     with bootstrap_or_embedded(bootstrap) as servers:
@@ -221,7 +234,7 @@ def audit(
 ) -> None:
     """Re-run each pure agent's policy over the archived log; exit 1 on any divergence."""
     from agents.config import load_config
-    from projections.audit import audit as run_audit
+    from cli.audit import audit as run_audit
 
     if not db.exists():
         typer.echo(f"error: {db} not found: pass the projector's file with --db", err=True)

@@ -9,10 +9,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from agents.runtime.bus import publish_event
-from cli.stack import proof, running
+from agents.registry import proof_parts as proof
 from events.envelope import make_envelope
 from events.proof import Ping
+from projections.projector import projector_on
+from runtime.bus import publish_event
+from runtime.stack import running
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,7 @@ class ProofReport:
 async def prove(bootstrap: str, db: Path, rallies: int, limit: int, timeout: float) -> ProofReport:
     """Start both agents and the projector, serve `rallies` rallies, wait for the count."""
     started = time.monotonic()
-    async with running(proof("pinger", "ponger"), db, bootstrap=bootstrap) as stack:
+    async with running(proof("pinger", "ponger"), projector_on(db), bootstrap=bootstrap) as stack:
         first = stack.brokers[0]
         before = stack.projected()
         for r in range(rallies):
@@ -41,8 +43,7 @@ async def prove(bootstrap: str, db: Path, rallies: int, limit: int, timeout: flo
                     await asyncio.sleep(0.05)
             bar.update(expected - bar.n)
         assert stack.projector is not None
-        found = stack.projector.store.conn.execute(
-            "SELECT count(*) FROM rallies WHERE pings = lim AND pongs = lim"
-        ).fetchone()
-        return ProofReport(rallies, expected, int(found[0]) if found else 0,
+        (found,) = stack.projector.read(
+            "SELECT count(*) FROM rallies WHERE pings = lim AND pongs = lim")
+        return ProofReport(rallies, expected, int(found[0]),
                            time.monotonic() - started)

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import time
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from tqdm import tqdm
 
 from agents.config import SystemConfig
+from agents.gateway.http import HttpGateway
+from agents.gateway.http_policy import Limits
 from agents.registry import cohort_of, make_gateway, make_worker, pure_policies
-from cli.stack import Part, Stack, running
+from projections.projector import projector_on
+from runtime.stack import Part, Stack, running
 
 METRICS = ("SELECT cycle, queries, graded, accuracy, escalation_rate, cost_per_query, "
            "cost_with_shadow, confidence_variance FROM cycle_metrics ORDER BY cycle")
@@ -42,19 +49,21 @@ def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
 async def serve(bootstrap: str, db: Path, config: SystemConfig, timeout: float) -> ServeReport:
     started = time.monotonic()
     total = config.traffic.cycles * config.traffic.queries_per_cycle
-    async with running(wake_parts(config), db, bootstrap=bootstrap) as stack:
-        await until_graded(stack, total, timeout)
+    async with running(wake_parts(config), projector_on(db), bootstrap=bootstrap) as stack:
+        await until_graded(stack, total, timeout, per_cycle=config.traffic.queries_per_cycle)
         await stack.settle()
         rows = await stack.query(METRICS)
         return ServeReport(rows, time.monotonic() - started, stack.projected())
 
 
-async def until_graded(stack: Stack, total: int, timeout: float, progress: bool = True) -> None:
-    """The count barrier: the gateway's own tally of final grades read from the log."""
+async def until_graded(stack: Stack, total: int, timeout: float, progress: bool = True,
+                       per_cycle: int = 1) -> None:
+    """The count barrier: every cycle closed by the grader, as the gateway read it from the
+    log (each of `total` queries settled, shadow answers included)."""
     gateway = stack.agents["gateway"]
     with tqdm(total=total, desc="queries graded", unit="q", disable=not progress) as bar:
         async with asyncio.timeout(timeout):
-            while (done := sum(gateway.state.finals.values())) < total:
+            while (done := min(total, len(gateway.state.closed) * per_cycle)) < total:
                 bar.update(done - bar.n)
                 await asyncio.sleep(0.1)
             bar.update(total - bar.n)
@@ -70,25 +79,73 @@ def render(report: ServeReport) -> str:
     return "\n".join(lines)
 
 
-async def serve_http(bootstrap: str, db: Path, config: SystemConfig, port: int,
-                     ready: asyncio.Event | None = None) -> None:
-    """The wake agents behind the OpenAI-compatible endpoint, until cancelled."""
-    import uvicorn
+@dataclass(frozen=True)
+class HttpServing:
+    """A running HTTP front: its port, the front (requests in flight) and the wake stack."""
 
-    from agents.gateway.http import HttpGateway
+    port: int
+    front: HttpGateway
+    stack: Stack
 
-    async with running(wake_parts(config, traffic=False), db, bootstrap=bootstrap):
-        front = HttpGateway(bootstrap, cycle_size=config.traffic.queries_per_cycle)
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handlers, which re-raise the signal once it has drained
+    (so the process would die of SIGTERM, not exit 0): `serve_http` handles signals itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def http_front(bootstrap: str, db: Path, config: SystemConfig, port: int,
+                     limits: Limits | None = None) -> AsyncIterator[HttpServing]:
+    """The wake agents and the projector behind the OpenAI-compatible endpoint for the block.
+
+    On exit the front stops accepting, lets requests in flight finish (each bounded by the
+    timeout) and only then stops the agents they wait on."""
+    limits = limits or Limits()
+    async with running(wake_parts(config, traffic=False), projector_on(db),
+                       bootstrap=bootstrap) as stack:
+        front = HttpGateway(bootstrap, config, limits=limits)
+        await front.warm()
         async with front.broker:
             await front.broker.start()
-            server = uvicorn.Server(uvicorn.Config(front.app, host="127.0.0.1", port=port,
-                                                   lifespan="off", log_level="warning"))
+            await front.resume()
+            server = _Uvicorn(uvicorn.Config(
+                front.app, host="127.0.0.1", port=port, lifespan="off", log_level="warning",
+                timeout_graceful_shutdown=int(limits.timeout) + 5))
             task = asyncio.create_task(server.serve())
-            while not server.started:
-                await asyncio.sleep(0.05)
-            if ready is not None:
-                ready.set()
             try:
-                await task
+                while not server.started:
+                    if task.done():
+                        raise RuntimeError(f"the HTTP front could not listen on port {port}")
+                    await asyncio.sleep(0.05)
+                yield HttpServing(port, front, stack)
             finally:
                 server.should_exit = True
+                await task
+                await front.close()
+
+
+async def serve_http(bootstrap: str, db: Path, config: SystemConfig, port: int,
+                     ready: asyncio.Event | None = None, limits: Limits | None = None,
+                     signals: bool = False) -> None:
+    """Serve until cancelled or, with `signals`, SIGINT/SIGTERM; then drain (`http_front`)."""
+    async with http_front(bootstrap, db, config, port, limits):
+        if ready is not None:
+            ready.set()
+        await _until_stopped(signals)
+
+
+async def _until_stopped(signals: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    handled = (signal.SIGINT, signal.SIGTERM) if signals else ()
+    for sig in handled:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)

@@ -13,6 +13,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     serving.Accepted,
     serving.Escalated,
     serving.ResponseGraded,
+    serving.CycleGraded,
     control.ControlPhaseCompleted,
     control.GapIndexUpdated,
     control.PrototypesUpdated,

@@ -1,4 +1,4 @@
-"""Bytes <-> envelopes, and the four ways an input can be bad (DESIGN §5).
+"""Bytes <-> envelopes, and the four ways an input can be bad (docs/design.md, 'The log').
 
 `decode` never lets a malformed message pass silently: it raises `BadEvent` with a reason
 code, which the agent shell turns into a dead letter.
@@ -13,9 +13,19 @@ from pydantic import ValidationError
 
 from events.catalogue import CATALOGUE
 from events.envelope import Envelope, Payload
+from events.topology import producer_of
 from events.upcasting import UnknownSchemaVersion, upcast
 
-Reason = Literal["undecodable", "unknown_type", "invalid_payload", "unknown_schema_version"]
+Reason = Literal[
+    "undecodable", "unknown_type", "invalid_payload", "unknown_schema_version", "too_large",
+    "too_deep", "wrong_producer", "handler_error",
+]
+
+#: The largest event accepted (bytes on the wire). Real events are a few KB (an embedding is
+#: 1 KB); Kafka's default record limit is 1 MiB.
+MAX_EVENT_BYTES = 256 * 1024
+#: The deepest JSON nesting accepted; the deepest real event nests 5 levels.
+MAX_DEPTH = 16
 
 AnyEnvelope = Envelope[Any]
 
@@ -34,12 +44,39 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return envelope.model_dump_json().encode()
 
 
-def decode(raw: bytes | None) -> AnyEnvelope:
-    """Parse, upcast and validate one message; raise BadEvent saying what is wrong."""
+def decode(raw: bytes | None, topic: str | None = None) -> AnyEnvelope:
+    """Parse, upcast and validate one message; raise BadEvent saying what is wrong.
+
+    With `topic` (where the record was read), an event whose type is not produced by that
+    topic's owner is rejected as `wrong_producer`.
+    """
+    try:
+        event = _decode(raw)
+    except BadEvent:
+        raise
+    except (RecursionError, MemoryError) as exc:
+        raise BadEvent("too_deep", f"cannot be parsed: {type(exc).__name__}") from exc
+    except Exception as exc:  # a decoder must never let an input escape as a crash
+        raise BadEvent("undecodable", f"{type(exc).__name__}: {exc}"[:500]) from exc
+    if topic is not None:
+        owner = producer_of(type(event.data)).topic
+        if owner != topic:
+            raise BadEvent("wrong_producer",
+                           f"{event.type} is produced only on {owner}, arrived on {topic}")
+    return event
+
+
+def _decode(raw: bytes | None) -> AnyEnvelope:
+    if raw is not None and len(raw) > MAX_EVENT_BYTES:
+        raise BadEvent("too_large", f"{len(raw)} bytes, the limit is {MAX_EVENT_BYTES}")
     try:
         doc = json.loads(raw or b"")
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadEvent("undecodable", f"not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise BadEvent("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels") from exc
+    except ValueError as exc:  # bad JSON, bad UTF-8, an integer too long to parse
+        raise BadEvent("undecodable", f"not JSON: {str(exc)[:300]}") from exc
+    if _depth(doc) > MAX_DEPTH:
+        raise BadEvent("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
     if not isinstance(doc, dict) or not isinstance(doc.get("type"), str):
         raise BadEvent("undecodable", "not an event envelope (a JSON object with a 'type')")
     payload_cls = CATALOGUE.get(doc["type"])
@@ -62,11 +99,25 @@ def decode(raw: bytes | None) -> AnyEnvelope:
         raise BadEvent("invalid_payload", _brief(exc)) from exc
 
 
+def _depth(doc: Any) -> int:
+    """Nesting depth of parsed JSON, iteratively (a recursive walk could itself overflow)."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_DEPTH:
+                return depth
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def _brief(exc: ValidationError) -> str:
-    """One line per field error, e.g. "data.n: Input should be >= 0"."""
+    """One line per field error, e.g. "data.n: Input should be >= 0" (bounded in length)."""
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:10]
+    )[:1000]
 
 
 def payload_of(envelope: AnyEnvelope) -> Payload:

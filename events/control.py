@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from events.envelope import Payload
 from events.serving import ModelId
+from events.vectors import Vector
 
 
 class _Part(BaseModel):
@@ -17,10 +18,10 @@ class _Part(BaseModel):
 
 
 class GapCell(_Part):
-    """One cell of the gap map (DESIGN §3)."""
+    """One cell of the gap map (docs/design.md, 'The gap index')."""
 
     cell_id: str = Field(examples=["cell-7"])
-    centroid: str = Field(description="Centroid embedding, float16 base64.")
+    centroid: Vector = Field(description="Centroid embedding, float16 base64.")
     size: int = Field(ge=0)
     demand: float = Field(ge=0, le=1, description="D_Q: share of window queries.")
     cover: float = Field(ge=0, le=1, description="Smoothed cohort success rate.")
@@ -60,7 +61,7 @@ class PrototypesUpdated(Payload):
     TYPE = "PrototypesUpdated"
     cycle: int = Field(ge=0)
     model_id: ModelId
-    prototypes: list[str] = Field(description="Up to K EMA centroids, float16 base64.")
+    prototypes: list[Vector] = Field(description="Up to K EMA centroids, float16 base64.")
 
 
 class EnvelopeOpened(Payload):
@@ -143,7 +144,7 @@ class CanaryStarted(_VersionStep):
 
     TYPE = "CanaryStarted"
     share: float = Field(ge=0, le=1)
-    target_centroids: list[str] = Field(
+    target_centroids: list[Vector] = Field(
         default_factory=list, description="Centroids of the target cells, float16 base64.")
     radius: float = Field(default=0.8, gt=0, description="A query this close to a target "
                           "centroid belongs to the target cells.")

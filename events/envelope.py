@@ -1,4 +1,4 @@
-"""The CloudEvents-style envelope every event travels in (DESIGN §5).
+"""The CloudEvents-style envelope every event travels in (docs/design.md, 'The log').
 
 Payloads are frozen pydantic models that know their event type and schema version; the
 envelope adds identity, ordering and causality. Ids of derived events are deterministic
@@ -12,7 +12,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Bounds every payload obeys, so that no schema-valid event can carry what a policy or a
+#: DuckDB column cannot use: integers fit a signed 64-bit column (and a float exactly),
+#: text is bounded, floats are finite (`allow_inf_nan=False`).
+MAX_INT = 2**53 - 1
+MAX_TEXT = 16_384
+MAX_ITEMS = 4_096
 
 #: Namespace of derived event ids: uuid5(NAMESPACE, "<source>|<cause id>|<index>").
 NAMESPACE = uuid.UUID("6f1d7c52-4b3e-4f7a-9a7e-2f6b8c1d5e00")
@@ -21,12 +28,40 @@ NAMESPACE = uuid.UUID("6f1d7c52-4b3e-4f7a-9a7e-2f6b8c1d5e00")
 class Payload(BaseModel):
     """Base of every event payload: frozen, closed to unknown fields, versioned."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     #: The event type name on the wire (CloudEvents `type`), e.g. "QueryReceived".
     TYPE: ClassVar[str] = ""
     #: The current schema version; older versions are upcast on decode.
     VERSION: ClassVar[int] = 1
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Payload:
+        for name, value in self:
+            _check_bounded(value, name)
+        return self
+
+
+def _check_bounded(value: Any, where: str) -> None:
+    """Reject integers, text and collections beyond the bounds above (nested values too)."""
+    if isinstance(value, bool) or value is None:
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_INT:
+            raise ValueError(f"{where}: integer out of range (|n| <= {MAX_INT})")
+    elif isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"{where}: text longer than {MAX_TEXT} characters")
+    elif isinstance(value, dict | list | tuple):
+        if len(value) > MAX_ITEMS:
+            raise ValueError(f"{where}: more than {MAX_ITEMS} items")
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            _check_bounded(key, where)
+            _check_bounded(item, f"{where}.{key}")
+    elif isinstance(value, BaseModel):
+        for name, item in value:
+            _check_bounded(item, f"{where}.{name}")
 
 
 P = TypeVar("P", bound=Payload)
@@ -35,30 +70,43 @@ P = TypeVar("P", bound=Payload)
 class Envelope(BaseModel, Generic[P]):
     """One event on the log: CloudEvents 1.0 attribute names plus a typed `data` payload."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     id: uuid.UUID = Field(description="Event id, the dedupe key of every consumer.")
     source: str = Field(
-        description="Producing agent (and instance).", examples=["selector/0"], min_length=1
+        description="Producing agent (and instance).", examples=["selector/0"], min_length=1,
+        max_length=256,
     )
-    type: str = Field(description="Event type name.", examples=["QueryReceived"], min_length=1)
-    schemaversion: int = Field(description="Schema version of `data`.", ge=1, examples=[1])
+    type: str = Field(description="Event type name.", examples=["QueryReceived"], min_length=1,
+                      max_length=128)
+    schemaversion: int = Field(description="Schema version of `data`.", ge=1, le=1000,
+                               examples=[1])
     time: datetime = Field(description="When the producer emitted it (informational only).")
     subject: str = Field(
         description="Stream key (Kafka message key): a query id, model id or cycle.",
         examples=["q-000042"],
         min_length=1,
+        max_length=256,
     )
     sequence: int = Field(
-        default=0, ge=0, description="Position of the event in its subject's stream, if known."
+        default=0, ge=0, le=MAX_INT,
+        description="Position of the event in its subject's stream, if known.",
     )
     correlationid: str | None = Field(
-        default=None, description="The cycle this event belongs to.", examples=["cycle-3"]
+        default=None, description="The cycle this event belongs to, `cycle-<n>` (n < 10⁹).",
+        examples=["cycle-3"], pattern=r"^cycle-\d{1,9}$",
     )
     causationid: uuid.UUID | None = Field(
         default=None, description="Id of the event that caused this one."
     )
     data: P = Field(description="The typed payload.")
+
+
+def cycle_of(correlationid: str | None) -> int | None:
+    """The cycle number of a correlation id "cycle-<n>" (None when there is none)."""
+    if not correlationid or not correlationid.startswith("cycle-"):
+        return None
+    return int(correlationid[6:])
 
 
 def derived_id(source: str, cause: uuid.UUID | str, index: int = 0) -> uuid.UUID:

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from events.envelope import Payload
+from events.vectors import OptionalVector
 
 QueryId = str
 ModelId = str
@@ -24,7 +25,10 @@ class CycleOpened(Payload):
 
 
 class TaskRef(BaseModel):
-    """Where a benchmark query comes from, so the grader can rebuild it and use its scorer."""
+    """Where a benchmark query comes from, so the grader can rebuild it and use its scorer.
+
+    It names the task, never its answer: the routing agents read this event, and no label
+    may reach them (the grader rebuilds the reference from the generator)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -32,7 +36,6 @@ class TaskRef(BaseModel):
     level: str = Field(examples=["easy"])
     seed: int = Field(description="Generator seed.")
     index: int = Field(ge=0, description="Item index in the seeded generator.")
-    answer: str = Field(description="The reference answer.", examples=["dior"])
 
 
 class QueryReceived(Payload):
@@ -43,7 +46,7 @@ class QueryReceived(Payload):
     cycle: int = Field(ge=0, description="Cycle the query belongs to.", examples=[3])
     text: str = Field(description="Query text, as every model and the router see it.",
                       examples=["reverse: roid"])
-    embedding: str = Field(
+    embedding: OptionalVector = Field(
         default="", description="L2-normalised sentence embedding, float16 little-endian base64."
     )
     task: TaskRef | None = Field(default=None, description="Benchmark origin; None for users.")
@@ -124,3 +127,18 @@ class ResponseGraded(_ByMember):
     shadow: bool = Field(default=False)
     confidence: float = Field(description="The answer's raw confidence (for calibration).")
     cost_norm: float = Field(ge=0, description="The answer's normalised cost.")
+
+
+class CycleGraded(Payload):
+    """The grader has graded every answer of a cycle, shadow answers included.
+
+    It closes the cycle's evidence: a consumer counts `grades` ResponseGraded of the cycle
+    (they may arrive after this event, from other partitions) before it decides anything
+    about the next cycle.
+    """
+
+    TYPE = "CycleGraded"
+    cycle: int = Field(ge=0, le=10**9, description="The cycle closed.", examples=[3])
+    queries: int = Field(ge=0, description="Queries of the cycle, all settled.", examples=[64])
+    grades: int = Field(ge=0, description="ResponseGraded events of the cycle (final and "
+                        "per answer).", examples=[130])

@@ -7,6 +7,7 @@ harness all derive from `SYSTEM`; adding an agent is adding one `AgentSpec` here
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from events import control, proof, serving
 from events.envelope import Payload
@@ -15,14 +16,21 @@ TOPIC_PREFIX = "sw"
 TOPIC_VERSION = "v1"
 
 
+Scaling = Literal["keyed", "global"]
+
+
 @dataclass(frozen=True)
 class AgentSpec:
-    """One agent: its name (= its topic), what it emits, and whose topics it reads."""
+    """One agent: its name (= its topic), what it emits, whose topics it reads, and how it
+    scales: a `keyed` agent's state is per message key, so replicas in one consumer group
+    split the partitions; a `global` agent's state spans the whole log, so it runs as one
+    instance (a second one is refused at start)."""
 
     name: str
     produces: tuple[type[Payload], ...]
     consumes: tuple[str, ...] = ()
     summary: str = ""
+    scaling: Scaling = "global"
 
     @property
     def topic(self) -> str:
@@ -60,6 +68,7 @@ SYSTEM: tuple[AgentSpec, ...] = (
         "worker", (serving.ResponseGenerated,),
         ("selector", "meta_selector", "canary_judge"),
         "Data plane: generates answers with each member's current adapters.",
+        scaling="keyed",
     ),
     AgentSpec(
         "meta_selector", (serving.Accepted, serving.Escalated),
@@ -67,7 +76,8 @@ SYSTEM: tuple[AgentSpec, ...] = (
         "Algorithm 1: escalates iff calibrated confidence < θ_crit and EVI > 0.",
     ),
     AgentSpec(
-        "grader", (serving.ResponseGraded,), ("gateway", "worker", "meta_selector"),
+        "grader", (serving.ResponseGraded, serving.CycleGraded),
+        ("gateway", "worker", "meta_selector"),
         "Scores final and shadow answers: by reference, else by agreement with the upper tier.",
     ),
     AgentSpec(
@@ -94,8 +104,10 @@ SYSTEM: tuple[AgentSpec, ...] = (
         ("trainer", "grader"),
         "Algorithm 4: offline gate, then doubling traffic share; promote or roll back.",
     ),
-    AgentSpec("pinger", (proof.Ping,), ("ponger",), "Proof flow: pings until the rally's limit."),
-    AgentSpec("ponger", (proof.Pong,), ("pinger",), "Proof flow: answers every ping."),
+    AgentSpec("pinger", (proof.Ping,), ("ponger",), "Proof flow: pings until the rally's limit.",
+              scaling="keyed"),
+    AgentSpec("ponger", (proof.Pong,), ("pinger",), "Proof flow: answers every ping.",
+              scaling="keyed"),
 )
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in SYSTEM}
@@ -112,6 +124,9 @@ def event_topics() -> list[str]:
 
 def producer_of(payload: type[Payload]) -> AgentSpec:
     """The one agent allowed to emit this event type."""
+    owner = _OWNERS.get(payload)
+    if owner is not None:
+        return owner
     owners = [spec for spec in SYSTEM if payload in spec.produces]
     if len(owners) != 1:
         raise LookupError(f"{payload.TYPE} must have exactly one producer, has {len(owners)}")
@@ -127,4 +142,6 @@ def _check() -> None:
             producer_of(payload)
 
 
+_OWNERS: dict[type[Payload], AgentSpec] = {}
 _check()
+_OWNERS.update({p: spec for spec in SYSTEM for p in spec.produces})

@@ -40,7 +40,7 @@ class AdapterRef:
 
 @dataclass(frozen=True)
 class Answer:
-    """One generated answer, as a model worker reports it (DESIGN §2 cost and confidence)."""
+    """One generated answer, as a model worker reports it (docs/design.md, 'Cost', 'Confidence')."""
 
     text: str
     prompt_tokens: int

@@ -1,8 +1,9 @@
 """Inference and training cost in FLOPs, and the normaliser that makes the top tier cost 1.00.
 
-DESIGN §2: inference ≈ 2·params·tokens, training ≈ 6·params touched·tokens. The normalised
-cost divides by what the top tier spends on an average query of the default task world, so
-"always the top tier" costs 1.00 per query on that stream and every tier is on the same scale.
+docs/design.md, 'Cost': inference ≈ 2·params·tokens, training ≈ 6·params touched·tokens.
+The normalised cost divides by what the top tier spends on an average query of the default
+task world, so "always the top tier" costs 1.00 per query on that stream and every tier is on
+the same scale.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Grader primitives: quality by the task's own scorer, or by agreement with the upper tier.
 
-Quality Q ∈ [0, 1]; success means Q ≥ τ (τ = 1 for exact tasks, DESIGN §2). Agreement is the
-fallback for queries without a reference: the shadow-sampled upper-tier answer stands in for it.
+Quality Q ∈ [0, 1]; success means Q ≥ τ (τ = 1 for exact tasks; docs/design.md, 'Quality and
+success'). Agreement is the fallback for queries without a reference: the shadow-sampled
+upper-tier answer stands in for it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""The LoRA-KD primitive of the sleeper trainer (DESIGN §3, Algorithm 2, loss eq. 9).
+"""The LoRA-KD primitive of the sleeper trainer (docs/design.md, 'Sleep training').
 
 A fresh peft LoRA adapter on a copy of the student is trained on target queries:
   loss = Σ w(x)·KL(p_teacher ‖ p_student) over the teacher's answer tokens / Σ w
        + λ_replay · KL(p_base ‖ p_student) on replay queries from outside the target cells,
 where p_base is the frozen student before training, on its own answers (anti-forgetting: the
 adapter may change behaviour on the target cells, and is pulled back to the old self elsewhere).
-Forward KL (teacher ‖ student) rather than the design's reverse: it is the standard KD
+Forward KL (teacher ‖ student) rather than the source paper's reverse: it is the standard KD
 objective and it does not let the student ignore teacher mass it cannot yet place. When the
 vocabularies differ, KL is undefined and the term becomes sequence-level KD: cross-entropy on
 the teacher's decoded answer, re-tokenised for the student.

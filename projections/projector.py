@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +18,25 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from faststream.specification import AsyncAPI
 
-from agents.runtime.admin import ensure_topics
-from agents.runtime.bus import (
-    bootstrap_from_env,
-    make_broker,
-    partitions_from_env,
-    subscriber,
-)
-from agents.runtime.deadletters import decode_or_dead_letter
+from events.codec import BadEvent
 from events.deadletter import DeadLetter
 from events.topology import all_topics, dead_letter_of, event_topics
 from projections.rows import Position, row
 from projections.store import Store
+from runtime.admin import ensure_topics
+from runtime.bus import (
+    bootstrap_from_env,
+    make_broker,
+    partitions_from_env,
+    records_of,
+    subscriber,
+)
+from runtime.deadletters import (
+    dead_letter_message,
+    decode_record,
+    letter_for,
+    read_dead_letter,
+)
 
 log = logging.getLogger("sleepwake.projector")
 
@@ -62,33 +70,62 @@ class Projector:
         await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
 
     async def on_events(self, bodies: list[bytes], msg: KafkaMessage) -> None:
-        rows = []
-        for body, record in zip(bodies, _records(msg), strict=True):
-            event = await decode_or_dead_letter(self.broker, "projector", body, record)
-            if event is not None:
-                rows.append(row(event, self.position(record), body))
+        """Project a batch in one transaction; a record that cannot be decoded, or whose
+        rows the store rejects, is dead-lettered alone and the rest of the batch applies."""
+        rows, out, kept = [], [], []
+        for body, record in zip(bodies, records_of(msg), strict=True):
+            got = decode_record(body, record, "projector")
+            if isinstance(got, DeadLetter):
+                out.append(dead_letter_message(got))
+            else:
+                rows.append(row(got, self.position(record), body))
+                kept.append((body, record))
         async with self.lock:
-            applied = await asyncio.to_thread(self.store.apply, rows)
+            try:
+                applied = await asyncio.to_thread(self.store.apply, rows)
+            except Exception:
+                log.exception("a batch failed to project; projecting it record by record")
+                applied = 0
+                for one, (body, record) in zip(rows, kept, strict=True):
+                    try:
+                        applied += await asyncio.to_thread(self.store.apply, [one])
+                    except Exception as exc:
+                        err = BadEvent("handler_error", f"projector: {exc}"[:1000])
+                        out.append(dead_letter_message(letter_for(err, body, record,
+                                                                  "projector")))
+        for body, topic, key in out:
+            await self.broker.publish(body, topic=topic, key=key)
         self.applied += applied
         log.debug("projected %d of %d events", applied, len(bodies))
 
     async def on_dead_letters(self, bodies: list[bytes], msg: KafkaMessage) -> None:
+        """Record dead letters; junk on a dead-letter topic is recorded as a letter itself."""
         letters = [
-            (DeadLetter.model_validate_json(body), self.position(r))
-            for body, r in zip(bodies, _records(msg), strict=True)
+            (read_dead_letter(body, r, "projector"), self.position(r))
+            for body, r in zip(bodies, records_of(msg), strict=True)
         ]
         async with self.lock:
             self.dead_letters += await asyncio.to_thread(self.store.apply_dead_letters, letters)
 
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a query on the projection (hold `lock` while a batch may be applied)."""
+        rows: list[tuple[Any, ...]] = self.store.conn.execute(sql, list(params)).fetchall()
+        return rows
+
+    def close(self) -> None:
+        self.store.close()
 
     def position(self, record: Any) -> Position:
         offset = record.offset if self.positions else None
         return Position(record.topic, record.partition or 0, offset)
 
 
-def _records(msg: KafkaMessage) -> tuple[object, ...]:
-    raw = msg.raw_message
-    return tuple(raw) if isinstance(raw, list | tuple) else (raw,)
+def projector_on(db: str | Path, **kwargs: Any) -> Callable[[str, KafkaBroker | None], Projector]:
+    """A factory the runtime's stack calls with (bootstrap, in-memory broker or None)."""
+    def make(bootstrap: str, broker: KafkaBroker | None) -> Projector:
+        return Projector(db, bootstrap=bootstrap, broker=broker, positions=broker is None,
+                         **kwargs)
+    return make
 
 
 def default_db() -> str:

@@ -14,13 +14,13 @@ import duckdb
 from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-from agents.runtime.bus import FETCH_MAX_WAIT_MS
 from events.catalogue import CATALOGUE
 from events.codec import BadEvent, decode
 from events.deadletter import DeadLetter
 from events.topology import dead_letter_of, event_topics
 from projections.rows import COLUMNS, Position, cycle_of, row
 from projections.store import Store
+from runtime.bus import FETCH_MAX_WAIT_MS
 
 CHUNK = 20_000
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from events.codec import AnyEnvelope
+from events.envelope import cycle_of
 
 #: Archive columns, in table order; a batch is a list per column (bulk insert via unnest).
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -26,17 +26,6 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("data", "JSON"),
     ("raw", "BLOB"),
 )
-
-_CYCLE = re.compile(r"(\d+)$")
-
-
-def cycle_of(correlationid: str | None) -> int | None:
-    """The cycle number of a correlation id such as "cycle-3" (None when there is none)."""
-    if not correlationid:
-        return None
-    match = _CYCLE.search(correlationid)
-    return int(match.group(1)) if match else None
-
 
 @dataclass(frozen=True)
 class Position:

@@ -7,7 +7,6 @@ event ids already archived are skipped, so redelivery changes nothing.
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -129,7 +128,7 @@ class Store:
                 "INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT DO NOTHING",
                 [(d.consumer, d.topic, d.partition, d.offset, d.reason, d.detail, d.key,
-                  d.original(), hashlib.sha256(d.original()).hexdigest()) for d, _ in letters],
+                  d.original(), d.digest()) for d, _ in letters],
             )
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE dl_batch AS "

@@ -60,10 +60,10 @@ def _serving(name: str, columns: str, key: str, source_type: str, select: str) -
 Q_RECEIVED = _serving(
     "q_received",
     "query_id VARCHAR, cycle INTEGER, text VARCHAR, family VARCHAR, level VARCHAR, "
-    "reference VARCHAR, shadow BOOLEAN",
+    "shadow BOOLEAN",
     "query_id", "QueryReceived",
     "data->>'query_id', CAST(data->>'cycle' AS INTEGER), data->>'text', "
-    "data->'task'->>'family', data->'task'->>'level', data->'task'->>'answer', "
+    "data->'task'->>'family', data->'task'->>'level', "
     "CAST(data->>'shadow' AS BOOLEAN)",
 )
 Q_ROUTES = _serving(
@@ -113,25 +113,30 @@ DERIVED = (
            (SELECT list(e.model_id ORDER BY e.tier) FROM q_escalated e
              WHERE e.query_id = r.query_id) AS escalated_from,
            a.model_id AS final_model, a.tier AS final_tier, ans.answer AS final_answer,
-           r.reference, g.quality, g.success, a.p_success,
-           (SELECT sum(x.cost_norm) FROM q_answers x
+           g.quality, g.success, a.p_success,
+           (SELECT sum(x.cost_norm::DECIMAL(38, 12)) FROM q_answers x
              WHERE x.query_id = r.query_id AND NOT x.shadow) AS cost,
-           (SELECT coalesce(sum(x.cost_norm), 0) FROM q_answers x
+           (SELECT coalesce(sum(x.cost_norm::DECIMAL(38, 12)), 0) FROM q_answers x
              WHERE x.query_id = r.query_id AND x.shadow) AS shadow_cost,
-           ans.confidence
+           ans.confidence::DECIMAL(38, 12) AS confidence
     FROM q_received r
     LEFT JOIN q_routes route ON route.query_id = r.query_id AND NOT route.shadow
     LEFT JOIN q_accepted a ON a.query_id = r.query_id
     LEFT JOIN q_answers ans
            ON ans.query_id = r.query_id AND ans.model_id = a.model_id AND NOT ans.shadow
     LEFT JOIN q_grades g ON g.query_id = r.query_id AND g.final""",
+    # Sums in exact decimals, so a metric is bit-identical whatever order DuckDB stored
+    # the rows in (a live run, a Kafka replay and an archive replay store them differently).
     """CREATE OR REPLACE VIEW cycle_metrics AS
     SELECT cycle, count(*) AS queries, count(success) AS graded,
-           avg(CAST(success AS DOUBLE)) AS accuracy,
-           avg(CAST(len(coalesce(escalated_from, [])) > 0 AS DOUBLE)) AS escalation_rate,
-           avg(cost) AS cost_per_query,
-           avg(cost + shadow_cost) AS cost_with_shadow,
-           var_samp(confidence) AS confidence_variance
+           (sum(CAST(success AS INTEGER)) / count(success))::DOUBLE AS accuracy,
+           (sum(CAST(len(coalesce(escalated_from, [])) > 0 AS INTEGER)) / count(*))::DOUBLE
+               AS escalation_rate,
+           (sum(cost) / count(cost))::DOUBLE AS cost_per_query,
+           (sum(cost + shadow_cost) / count(cost))::DOUBLE AS cost_with_shadow,
+           ((sum(confidence * confidence) - sum(confidence) * sum(confidence)
+               / count(confidence)) / nullif(count(confidence) - 1, 0))::DOUBLE
+               AS confidence_variance
     FROM queries GROUP BY cycle ORDER BY cycle""",
 )
 

@@ -1,5 +1,5 @@
 """The gateway agent: `faststream run agents.gateway:app` (service.py); its domain is policy.py."""
 
-from agents.runtime.lazy import service_attr
+from runtime.lazy import service_attr
 
 __getattr__ = service_attr(__name__)

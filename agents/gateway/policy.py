@@ -1,7 +1,8 @@
 """Traffic source: opens cycles of benchmark queries, announcing each cycle's size.
 
-Lockstep (DESIGN §4): cycle c+1 opens only once every query of cycle c has its final grade
-in the log (the count barrier; the control phase joins it once the control agents exist).
+Lockstep (docs/design.md, 'Time, order and replay'): cycle c+1 opens only once every query
+of cycle c has its final grade in the log (the count barrier; the control phase joins it once
+the control agents exist).
 Free-running: every cycle opens at start and traffic never waits. Queries are a pure function
 of (seed, cycle): the task world draws them and the embedding model embeds them.
 """
@@ -10,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from types import MappingProxyType
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
 
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
-from events.serving import CycleOpened, QueryReceived, ResponseGraded, TaskRef
+from events.serving import CycleGraded, CycleOpened, QueryReceived, TaskRef
 from events.vectors import encode_vector
 from modelcore.tasks import Task
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 Embed = Callable[[Sequence[str]], np.ndarray]
 Draw = Callable[[int, int], list[Task]]  # (cycle, n) -> tasks
@@ -37,7 +37,7 @@ class Traffic:
 @dataclass(frozen=True)
 class State:
     opened: frozenset[int] = frozenset()
-    finals: MappingProxyType[int, int] = field(default_factory=lambda: MappingProxyType({}))
+    closed: frozenset[int] = frozenset()  # cycles the grader closed (CycleGraded)
 
 
 def query_id(cycle: int, i: int) -> str:
@@ -50,19 +50,19 @@ def is_shadow(seed: int, qid: str, share: float) -> bool:
 
 
 def open_cycle(t: Traffic, draw: Draw, embed: Embed, cycle: int) -> list[Emit]:
+    """A cycle's opening and its queries; ids keyed by what they are (reproducible)."""
     tasks = draw(cycle, t.queries_per_cycle)
     vectors = embed([task.prompt for task in tasks])
     corr = f"cycle-{cycle}"
     emits = [Emit(CycleOpened(cycle=cycle, queries=len(tasks), mode=t.mode),
-                  subject=corr, correlationid=corr)]
+                  subject=corr, correlationid=corr, key=f"open|{cycle}")]
     for i, (task, vec) in enumerate(zip(tasks, vectors, strict=True)):
         qid = query_id(cycle, i)
         emits.append(Emit(QueryReceived(
             query_id=qid, cycle=cycle, text=task.prompt, embedding=encode_vector(vec),
-            task=TaskRef(family=task.family, level=task.level, seed=task.seed, index=task.index,
-                         answer=task.answer),
+            task=TaskRef(family=task.family, level=task.level, seed=task.seed, index=task.index),
             shadow=is_shadow(t.seed, qid, t.shadow),
-        ), subject=qid, correlationid=corr))
+        ), subject=qid, correlationid=corr, key=f"query|{qid}"))
     return emits
 
 
@@ -73,11 +73,10 @@ def make_policy(t: Traffic, draw: Draw, embed: Embed) -> Policy[State]:
 
     def decide(state: State, event: AnyEnvelope) -> list[Emit]:
         g = event.data
-        if t.mode != "lockstep" or not isinstance(g, ResponseGraded) or not g.final:
+        if t.mode != "lockstep" or not isinstance(g, CycleGraded):
             return []
         nxt = g.cycle + 1
-        done = state.finals.get(g.cycle, 0) + 1 >= t.queries_per_cycle
-        if done and nxt < t.cycles and nxt not in state.opened:
+        if nxt < t.cycles and nxt not in state.opened:
             return open_cycle(t, draw, embed, nxt)
         return []
 
@@ -85,10 +84,9 @@ def make_policy(t: Traffic, draw: Draw, embed: Embed) -> Policy[State]:
         data = event.data
         if isinstance(data, CycleOpened):
             return replace(state, opened=state.opened | {data.cycle})
-        if isinstance(data, ResponseGraded) and data.final:
-            finals = {**state.finals, data.cycle: state.finals.get(data.cycle, 0) + 1}
-            state = replace(state, finals=MappingProxyType(finals))
-            if finals[data.cycle] == t.queries_per_cycle:  # it opened the next one just now
+        if isinstance(data, CycleGraded):
+            state = replace(state, closed=state.closed | {data.cycle})
+            if t.mode == "lockstep":  # it opened the next one just now
                 state = replace(state, opened=state.opened | {data.cycle + 1})
         return state
 

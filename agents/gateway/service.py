@@ -2,7 +2,7 @@
 
 from agents.config import load_config
 from agents.registry import make_gateway
-from agents.runtime.shell import agent_app
+from runtime.shell import agent_app
 
 agent = agent_app("gateway", make_gateway(load_config()))
 app = agent.app

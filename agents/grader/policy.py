@@ -1,10 +1,18 @@
-"""Grader: Q for every answer, and the served answer's grade once per query.
+"""Grader: Q for every answer, the served answer's grade once per query, and the closing
+count of each cycle.
 
 Benchmark queries carry a `TaskRef`, so the grader rebuilds the task and scores with the
-generator's own scorer. Queries without one are graded by agreement with the highest-tier
-answer to the same query (a shadow or escalated answer); a top-tier answer with nothing above
-it gets no grade. Answers, queries and verdicts arrive on three topics in any order: each is
-held until what it needs has arrived.
+generator's own scorer (the reference answer is rebuilt here, never carried to the routing
+agents). Queries without one are graded by agreement with the highest-tier answer to the
+same query, once the query is settled, so the grade never depends on which answer arrived
+first; a top-tier answer with nothing above it gets no grade. Answers, queries and verdicts
+arrive on three topics in any order: each is held until what it needs has arrived.
+
+A query is settled when its verdict chain has ended (an `Accepted`), its served answer is
+in, and, for a shadow query, every peer's shadow answer too. When every query of a cycle is
+settled the grader emits `CycleGraded` with the number of grades of the cycle; later
+answers of a closed cycle get no grade, so the count stays exact. Queries of closed cycles
+are forgotten (memory is bounded by cycles in flight, not by the log).
 """
 
 from __future__ import annotations
@@ -12,18 +20,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
-from events.serving import Accepted, QueryReceived, ResponseGenerated, ResponseGraded
+from events.serving import (
+    Accepted,
+    CycleGraded,
+    CycleOpened,
+    QueryReceived,
+    ResponseGenerated,
+    ResponseGraded,
+)
 from modelcore.grading import Grade, grade_agreement, grade_reference
 from modelcore.tasks import make_task
-
-WINDOW = 4000  # queries remembered; far more than are ever in flight at once
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 
 @dataclass(frozen=True)
 class Query:
     """What is known of one query so far."""
 
+    cycle: int
     received: QueryReceived | None = None
     answers: tuple[ResponseGenerated, ...] = ()
     accepted: Accepted | None = None
@@ -32,10 +46,35 @@ class Query:
         """The served (not shadow) answer of a member; it may also have answered as shadow."""
         return next((a for a in self.answers if a.model_id == model_id and not a.shadow), None)
 
+    def settled(self, shadow_peers: int) -> bool:
+        if self.received is None or self.accepted is None:
+            return False
+        if self.served_by(self.accepted.model_id) is None:
+            return False
+        shadows = {a.model_id for a in self.answers if a.shadow}
+        return not self.received.shadow or len(shadows) >= shadow_peers
+
+
+@dataclass(frozen=True)
+class Tally:
+    """One open cycle: its size (once announced), queries settled and grades emitted."""
+
+    size: int | None = None
+    settled: int = 0
+    grades: int = 0
+
 
 @dataclass(frozen=True)
 class State:
     queries: MappingProxyType[str, Query] = field(default_factory=lambda: MappingProxyType({}))
+    cycles: MappingProxyType[int, Tally] = field(default_factory=lambda: MappingProxyType({}))
+    closed: int = -1  # every cycle up to this one is closed
+
+
+@dataclass(frozen=True)
+class GraderConfig:
+    #: Shadow answers a shadow query gets: every entry and next-tier member but the routed.
+    shadow_peers: int = 0
 
 
 def grade(q: QueryReceived, r: ResponseGenerated, known: Query) -> Grade | None:
@@ -45,7 +84,7 @@ def grade(q: QueryReceived, r: ResponseGenerated, known: Query) -> Grade | None:
     uppers = [a for a in known.answers if a.tier > r.tier]
     if not uppers:
         return None
-    top = max(uppers, key=lambda a: (a.tier, a.model_id))
+    top = max(uppers, key=lambda a: (a.tier, a.model_id, a.shadow))
     return grade_agreement(r.answer, top.answer)
 
 
@@ -58,54 +97,16 @@ def graded(q: QueryReceived, r: ResponseGenerated, g: Grade, final: bool) -> Emi
         key=f"graded|{q.query_id}|{r.model_id}|{final}|{r.shadow}")
 
 
-def _with(state: State, event: AnyEnvelope) -> State:
-    data = event.data
-    qid = _query_of(event)
-    if qid is None:
-        return state
-    known = state.queries.get(qid, Query())
-    if isinstance(data, QueryReceived):
-        known = replace(known, received=data)
-    elif isinstance(data, ResponseGenerated):
-        known = replace(known, answers=(*known.answers, data))
-    elif isinstance(data, Accepted):
-        known = replace(known, accepted=data)
-    queries = dict(state.queries)
-    queries.pop(qid, None)
-    queries[qid] = known  # most recently touched last
-    while len(queries) > WINDOW:
-        del queries[next(iter(queries))]
-    return replace(state, queries=MappingProxyType(queries))
-
-
-def _query_of(event: AnyEnvelope) -> str | None:
-    data = event.data
-    if isinstance(data, QueryReceived | ResponseGenerated | Accepted):
-        return data.query_id
-    return None
-
-
-def decide(state: State, event: AnyEnvelope) -> list[Emit]:
-    qid = _query_of(event)
-    if qid is None:
-        return []
-    before = _grades(state, qid)
-    after = _grades(_with(state, event), qid)
-    return [e for key, e in after.items() if key not in before]
-
-
-def _grades(state: State, qid: str) -> dict[tuple[str, bool, bool], Emit]:
+def _grades(known: Query) -> dict[tuple[str, bool, bool], Emit]:
     """Every grade the known events of one query allow, keyed by (model, final, shadow)."""
-    known = state.queries.get(qid)
-    if known is None or known.received is None:
-        return {}
     q = known.received
+    if q is None:
+        return {}
     out: dict[tuple[str, bool, bool], Emit] = {}
-    if q.task is not None:  # without a reference only the served answer is graded
-        for r in known.answers:
-            g = grade(q, r, known)
-            if g is not None:
-                out[(r.model_id, False, r.shadow)] = graded(q, r, g, final=False)
+    for r in known.answers:
+        g = grade(q, r, known)
+        if g is not None:
+            out[(r.model_id, False, r.shadow)] = graded(q, r, g, final=False)
     served = known.served_by(known.accepted.model_id) if known.accepted else None
     if served is not None:
         g = grade(q, served, known)
@@ -114,8 +115,58 @@ def _grades(state: State, qid: str) -> dict[tuple[str, bool, bool], Emit]:
     return out
 
 
-def evolve(state: State, event: AnyEnvelope) -> State:
-    return _with(state, event)
+def _cycle_of(event: AnyEnvelope) -> int | None:
+    data = event.data
+    if isinstance(data, QueryReceived | ResponseGenerated | Accepted | CycleOpened):
+        return data.cycle
+    return None
 
 
-POLICY: Policy[State] = Policy(initial=State(), decide=decide, evolve=evolve)
+def step(cfg: GraderConfig, state: State, event: AnyEnvelope) -> tuple[list[Emit], State]:
+    """The grades (and cycle closings) an event allows, and the state after it."""
+    data, cycle = event.data, _cycle_of(event)
+    if cycle is None or cycle <= state.closed:
+        return [], state  # not ours, or a late answer of a closed cycle: no grade
+    tally = state.cycles.get(cycle, Tally())
+    emits: list[Emit] = []
+    queries = dict(state.queries)
+    if isinstance(data, CycleOpened):
+        tally = replace(tally, size=data.queries)
+    else:
+        qid = data.query_id
+        before = queries.get(qid, Query(cycle))
+        if isinstance(data, QueryReceived):
+            known = replace(before, received=data)
+        elif isinstance(data, ResponseGenerated):
+            known = replace(before, answers=(*before.answers, data))
+        else:
+            known = replace(before, accepted=data)
+        settles = known.settled(cfg.shadow_peers) and not before.settled(cfg.shadow_peers)
+        if known.received is not None and known.received.task is not None:
+            was = _grades(before)
+            emits = [e for key, e in _grades(known).items() if key not in was]
+        elif settles:  # agreement grades once, when every answer is in: order-free
+            emits = list(_grades(known).values())
+        tally = replace(tally, grades=tally.grades + len(emits),
+                        settled=tally.settled + settles)
+        queries[qid] = known
+    cycles = {**state.cycles, cycle: tally}
+    closed = state.closed
+    while (t := cycles.get(closed + 1)) is not None and t.size is not None \
+            and t.settled >= t.size:
+        done = closed + 1
+        emits.append(Emit(CycleGraded(cycle=done, queries=t.size, grades=t.grades),
+                          subject=f"cycle-{done}", correlationid=f"cycle-{done}",
+                          key=f"cycle-graded|{done}"))
+        closed = done
+        del cycles[done]
+    if closed != state.closed:
+        queries = {k: v for k, v in queries.items() if v.cycle > closed}
+    return emits, State(MappingProxyType(queries), MappingProxyType(cycles), closed)
+
+
+def make_policy(cfg: GraderConfig = GraderConfig()) -> Policy[State]:
+    return Policy.stepped(State(), lambda s, e: step(cfg, s, e))
+
+
+POLICY: Policy[State] = make_policy()

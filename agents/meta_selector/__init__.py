@@ -1,5 +1,5 @@
 """The meta-selector agent: `faststream run agents.meta_selector:app`."""
 
-from agents.runtime.lazy import service_attr
+from runtime.lazy import service_attr
 
 __getattr__ = service_attr(__name__)

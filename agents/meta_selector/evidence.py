@@ -1,13 +1,16 @@
 """What the meta-selector knows as of a cycle: calibrators, θ_crit and expected gains.
 
 All of it is fitted from events of earlier cycles only, in a fixed order, so that a decision
-in cycle c is a function of the log before c (DESIGN §4) whatever the topic interleaving.
+in cycle c is a function of the log before c whatever the topic interleaving (docs/design.md,
+'Time, order and replay').
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,7 +18,16 @@ from events.control import GapIndexUpdated
 from events.vectors import decode_vector
 from modelcore.calibration import Calibrator, fit_calibrator
 
-Graded = tuple[int, str, str, int, float, bool]  # (cycle, query, model, tier, conf, success)
+
+class Graded(NamedTuple):
+    """One graded answer, as calibration reads it."""
+
+    cycle: int
+    query_id: str
+    model_id: str
+    tier: int
+    confidence: float
+    success: bool
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,25 @@ def calibrate_theta(p: np.ndarray, success: np.ndarray, delta: float, default: f
     return 1.0
 
 
+def _fold(query_id: str) -> int:
+    return hashlib.sha256(query_id.encode()).digest()[0] & 1
+
+
+def cross_fitted(conf: np.ndarray, ok: np.ndarray, fold: np.ndarray) -> np.ndarray:
+    """P(success) of each answer from a calibrator fitted on the *other* fold, so that θ_crit
+    is chosen on predictions the calibrator did not see (in-sample ones flatter it)."""
+    out = np.empty(len(conf))
+    for k in (0, 1):
+        train, test = fold != k, fold == k
+        if not test.any():
+            continue
+        if train.sum() < 2 or len(set(ok[train].tolist())) < 2:
+            out[test] = ok[train].mean() if train.any() else 0.5
+            continue
+        out[test] = fit_calibrator(conf[train].tolist(), ok[train].tolist()).predict(conf[test])
+    return out
+
+
 def build(
     graded: Iterable[Graded], gaps: Iterable[GapIndexUpdated], *, history: int, delta: float,
     theta_default: float,
@@ -50,17 +81,17 @@ def build(
     by_model: dict[str, list[Graded]] = {}
     tiers: dict[int, list[bool]] = {}
     for r in rows:
-        by_model.setdefault(r[2], []).append(r)
-        tiers.setdefault(r[3], []).append(r[5])
+        by_model.setdefault(r.model_id, []).append(r)
+        tiers.setdefault(r.tier, []).append(r.success)
     calibrators: dict[str, Calibrator] = {}
     thetas: dict[str, float] = {}
     for model, items in by_model.items():
         recent = items[-history:]
-        conf = np.array([r[4] for r in recent])
-        ok = np.array([r[5] for r in recent])
-        cal = fit_calibrator(conf.tolist(), ok.tolist())
-        calibrators[model] = cal
-        thetas[model] = calibrate_theta(cal.predict(conf), ok, delta, theta_default)
+        conf = np.array([r.confidence for r in recent])
+        ok = np.array([r.success for r in recent])
+        calibrators[model] = fit_calibrator(conf.tolist(), ok.tolist())
+        fold = np.array([_fold(r.query_id) for r in recent])
+        thetas[model] = calibrate_theta(cross_fitted(conf, ok, fold), ok, delta, theta_default)
     tier_success = {t: (sum(v) + 1.0) / (len(v) + 2.0) for t, v in tiers.items()}
     cells: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     for gap in sorted(gaps, key=lambda g: (g.cycle, g.tier)):

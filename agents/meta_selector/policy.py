@@ -5,7 +5,9 @@ gap index (upper-tier minus cohort success in the query's cell, within a radius)
 there is an index, or outside every cell, it is the difference of the tiers' smoothed success
 rates so far, and `prior_gain` before any history. Confidence is calibrated per model from
 graded history; θ_crit is calibrated too (see evidence.calibrate_theta). A response is judged
-once both it and its query's embedding are known, whichever arrives first.
+once its query's embedding is known and the grader has closed every earlier cycle
+(agents.cycles): its evidence is exactly that of cycles before its own, whatever the arrival
+order, so it can never see its own grade.
 """
 
 from __future__ import annotations
@@ -17,11 +19,19 @@ from typing import Any
 import numpy as np
 
 from agents.cohort import Cohort
+from agents.cycles import Closure
 from agents.meta_selector.evidence import Evidence, Graded, build
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
 from events.control import GapIndexUpdated
-from events.serving import Accepted, Escalated, QueryReceived, ResponseGenerated, ResponseGraded
+from events.serving import (
+    Accepted,
+    CycleGraded,
+    Escalated,
+    QueryReceived,
+    ResponseGenerated,
+    ResponseGraded,
+)
 from events.vectors import decode_vector
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 
 @dataclass(frozen=True)
@@ -31,32 +41,41 @@ class MetaConfig:
     theta_default: float = 0.8
     prior_gain: float = 0.5
     cell_radius: float = 0.8
-    history: int = 1000
-    window: int = 5000
+    history: int = 1000  # graded answers per member the calibration uses (most recent)
+    history_cycles: int = 30  # cycles of graded rows kept
+
+
+def _empty() -> MappingProxyType[Any, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class State:
-    cycle: int = -1
+    closure: Closure = field(default_factory=Closure)
+    #: Fitted from graded rows of cycles ≤ closure.through: what cycle through+1 is judged by.
     evidence: Evidence = field(default_factory=lambda: build((), (), history=1, delta=0.1,
                                                              theta_default=0.8))
     graded: tuple[Graded, ...] = ()
     gaps: tuple[GapIndexUpdated, ...] = ()
-    queries: MappingProxyType[str, QueryReceived] = field(
-        default_factory=lambda: MappingProxyType({}))
-    waiting: MappingProxyType[str, tuple[ResponseGenerated, ...]] = field(
-        default_factory=lambda: MappingProxyType({}))
+    queries: MappingProxyType[str, QueryReceived] = field(default_factory=_empty)
+    #: Served answers not judged yet: their query or their evidence has not arrived.
+    waiting: MappingProxyType[str, tuple[ResponseGenerated, ...]] = field(default_factory=_empty)
 
 
-def advance(state: State, cycle: int, cfg: MetaConfig) -> State:
-    """Refit the evidence from everything of cycles before `cycle`."""
-    if cycle <= state.cycle:
-        return state
+def refit(state: State, closure: Closure, cfg: MetaConfig) -> State:
+    """Evidence of every cycle up to `closure.through`; rows and queries of closed cycles
+    beyond what the evidence keeps are forgotten (memory bounded by cycles, not arrivals)."""
+    if closure.through == state.closure.through:
+        return replace(state, closure=closure)
+    through = closure.through
+    graded = tuple(g for g in state.graded if g.cycle > through - cfg.history_cycles)
     evidence = build(
-        (g for g in state.graded if g[0] < cycle), (g for g in state.gaps if g.cycle < cycle),
+        (g for g in graded if g.cycle <= through), (g for g in state.gaps if g.cycle <= through),
         history=cfg.history, delta=cfg.delta, theta_default=cfg.theta_default,
     )
-    return replace(state, cycle=cycle, evidence=evidence)
+    queries = {k: q for k, q in state.queries.items() if q.cycle > through}
+    return replace(state, closure=closure, evidence=evidence, graded=graded,
+                   queries=MappingProxyType(queries))
 
 
 def expected_gain(ev: Evidence, tier: int, x: np.ndarray | None, cfg: MetaConfig) -> float:
@@ -90,51 +109,64 @@ def judge(cohort: Cohort, cfg: MetaConfig, ev: Evidence, r: ResponseGenerated,
     return Accepted(**about, evi=evi)
 
 
-def make_policy(cohort: Cohort, cfg: MetaConfig = MetaConfig()) -> Policy[State]:
-    def verdicts(state: State, responses: tuple[ResponseGenerated, ...],
-                 q: QueryReceived) -> list[Emit]:
-        out = []
+def _judge_ready(cohort: Cohort, cfg: MetaConfig, state: State, qids: list[str]
+                 ) -> tuple[list[Emit], State]:
+    """Judge the waiting answers of `qids` whose query and evidence are both in."""
+    emits: list[Emit] = []
+    waiting = dict(state.waiting)
+    for qid in qids:
+        q = state.queries.get(qid)
+        responses = waiting.get(qid, ())
+        if q is None or not responses or not state.closure.ready(q.cycle):
+            continue
         for r in responses:
-            ev = advance(state, r.cycle, cfg).evidence
-            out.append(Emit(judge(cohort, cfg, ev, r, q), subject=r.query_id,
-                            correlationid=f"cycle-{r.cycle}",
-                            key=f"verdict|{r.query_id}|{r.model_id}"))
-        return out
+            emits.append(Emit(judge(cohort, cfg, state.evidence, r, q), subject=r.query_id,
+                              correlationid=f"cycle-{r.cycle}",
+                              key=f"verdict|{r.query_id}|{r.model_id}"))
+        del waiting[qid]
+    return emits, replace(state, waiting=MappingProxyType(waiting))
 
-    def decide(state: State, event: AnyEnvelope) -> list[Emit]:
-        data = event.data
-        if isinstance(data, ResponseGenerated) and not data.shadow:
-            q = state.queries.get(data.query_id)
-            return verdicts(state, (data,), q) if q is not None else []
-        if isinstance(data, QueryReceived):
-            return verdicts(state, state.waiting.get(data.query_id, ()), data)
-        return []
 
-    def evolve(state: State, event: AnyEnvelope) -> State:
-        data = event.data
-        if isinstance(data, ResponseGenerated | QueryReceived):
-            state = advance(state, data.cycle, cfg)  # cache this cycle's evidence
-        if isinstance(data, ResponseGenerated) and not data.shadow:
-            if data.query_id not in state.queries:
-                waiting = {**state.waiting,
-                           data.query_id: (*state.waiting.get(data.query_id, ()), data)}
-                return replace(state, waiting=MappingProxyType(waiting))
-            return state
-        if isinstance(data, QueryReceived):
-            queries = dict(state.queries)
-            queries[data.query_id] = data
-            while len(queries) > cfg.window:
-                del queries[next(iter(queries))]
-            waiting = dict(state.waiting)
-            waiting.pop(data.query_id, None)
-            return replace(state, queries=MappingProxyType(queries),
-                           waiting=MappingProxyType(waiting))
-        if isinstance(data, ResponseGraded) and not data.final:
-            row = (data.cycle, data.query_id, data.model_id, data.tier, data.confidence,
-                   data.success)
-            return replace(state, graded=(*state.graded, row)[-20 * cfg.history:])
-        if isinstance(data, GapIndexUpdated):
-            return replace(state, gaps=(*state.gaps, data)[-8:])
-        return state
+def _closed(cohort: Cohort, cfg: MetaConfig, state: State, closure: Closure
+            ) -> tuple[list[Emit], State]:
+    before = state.closure.through
+    state = refit(state, closure, cfg)
+    if state.closure.through == before:
+        return [], state
+    return _judge_ready(cohort, cfg, state, sorted(state.waiting))
 
-    return Policy(initial=State(), decide=decide, evolve=evolve)
+
+def step(cohort: Cohort, cfg: MetaConfig, state: State, event: AnyEnvelope
+         ) -> tuple[list[Emit], State]:
+    data = event.data
+    if isinstance(data, ResponseGenerated) and not data.shadow:
+        if data.cycle <= state.closure.through:
+            return [], state  # an answer of a closed cycle: nothing waits for it
+        waiting = {**state.waiting,
+                   data.query_id: (*state.waiting.get(data.query_id, ()), data)}
+        state = replace(state, waiting=MappingProxyType(waiting))
+        return _judge_ready(cohort, cfg, state, [data.query_id])
+    if isinstance(data, QueryReceived):
+        if data.cycle <= state.closure.through:
+            return [], state
+        state = replace(state, queries=MappingProxyType({**state.queries,
+                                                         data.query_id: data}))
+        emits, state = _judge_ready(cohort, cfg, state, [data.query_id])
+        more, state = _closed(cohort, cfg, state, state.closure.with_query(data.cycle))
+        return emits + more, state
+    if isinstance(data, ResponseGraded):
+        if not data.final and data.cycle > state.closure.through:
+            row = Graded(data.cycle, data.query_id, data.model_id, data.tier, data.confidence,
+                         data.success)
+            state = replace(state, graded=(*state.graded, row))
+        return _closed(cohort, cfg, state, state.closure.with_grade(data.cycle))
+    if isinstance(data, CycleGraded):
+        return _closed(cohort, cfg, state, state.closure.with_closed(
+            data.cycle, data.grades, data.queries))
+    if isinstance(data, GapIndexUpdated):
+        return [], replace(state, gaps=(*state.gaps, data)[-8:])
+    return [], state
+
+
+def make_policy(cohort: Cohort, cfg: MetaConfig = MetaConfig()) -> Policy[State]:
+    return Policy.stepped(State(), lambda s, e: step(cohort, cfg, s, e))

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
 from events.proof import Ping, Pong
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 State = Mapping[str, int]
 

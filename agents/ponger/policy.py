@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
 from events.proof import Ping, Pong
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 State = frozenset[tuple[str, int]]
 

@@ -1,7 +1,7 @@
 """The ponger agent as a FastStream app."""
 
 from agents.ponger.policy import POLICY
-from agents.runtime.shell import agent_app
+from runtime.shell import agent_app
 
 agent = agent_app("ponger", POLICY)
 app = agent.app

@@ -1,5 +1,5 @@
 """The selector agent: `faststream run agents.selector:app` (service.py; domain: policy.py)."""
 
-from agents.runtime.lazy import service_attr
+from runtime.lazy import service_attr
 
 __getattr__ = service_attr(__name__)

@@ -6,9 +6,11 @@ seeded by (seed, query id) so the choice is a function of the log. Shadow querie
 routed to every other entry member and to the next tier, so cover and solvable_up are
 measured where nothing was escalated. Prototypes are built here from graded successes.
 
-Determinism: a query of cycle c is routed with the prototypes of the successes of cycles
-< c, absorbed in a fixed order (cycle, query, model), so the decision does not depend on how
-the grader's and the gateway's topics interleave at this consumer.
+Determinism and no label leak: a query of cycle c is routed with the prototypes of the
+successes of cycles < c only, absorbed in a fixed order (cycle, query, model) once the grader
+has closed each cycle (agents.cycles); a query that arrives before the previous cycle is
+closed waits. So the decision depends neither on how the grader's and the gateway's topics
+interleave here nor on any grade of its own cycle.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from agents.cohort import Cohort
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
+from agents.cycles import Closure
 from agents.selector.prototypes import Bank, distances
 from events.control import (
     CanaryStarted,
@@ -32,8 +34,9 @@ from events.control import (
     TrainingCompleted,
     TrainingFailed,
 )
-from events.serving import QueryReceived, QueryRouted, ResponseGraded
+from events.serving import CycleGraded, QueryReceived, QueryRouted, ResponseGraded
 from events.vectors import decode_vector
+from runtime.policy import AnyEnvelope, Emit, Policy
 
 Status = Literal["WORKING", "SLEEPING"]
 
@@ -47,11 +50,15 @@ class SelectorConfig:
     decay: float = 0.99
     radius: float = 0.6  # a success farther than this from every centroid founds a new one
     prior_distance: float = 1.0  # d_beh of a member with no prototype yet
-    window: int = 5000  # query embeddings kept for prototype updates
     seed: int = 0
 
 
-Success = tuple[int, str, str]  # (cycle, query id, model id)
+class Success(NamedTuple):
+    """A graded success: where member `model_id` has been good (a prototype update)."""
+
+    cycle: int
+    query_id: str
+    model_id: str
 
 
 @dataclass(frozen=True)
@@ -59,35 +66,38 @@ class Canary:
     """A new version on trial: `share` of the queries in its target cells go to it."""
 
     share: float
-    centroids: np.ndarray
+    centroids: tuple[str, ...]  # encoded vectors: arrays inside frozen state break ==
     radius: float
+
+
+def _empty() -> MappingProxyType[Any, Any]:
+    return MappingProxyType({})
 
 
 @dataclass(frozen=True)
 class State:
-    banks: MappingProxyType[str, Bank] = field(default_factory=lambda: MappingProxyType({}))
-    cycle: int = 0  # the banks hold every success of cycles < cycle
-    pending: tuple[Success, ...] = ()  # successes not yet absorbed
-    status: MappingProxyType[str, Status] = field(default_factory=lambda: MappingProxyType({}))
-    recent: MappingProxyType[str, str] = field(default_factory=lambda: MappingProxyType({}))
-    canaries: MappingProxyType[str, Canary] = field(default_factory=lambda: MappingProxyType({}))
+    banks: MappingProxyType[str, Bank] = field(default_factory=_empty)
+    closure: Closure = field(default_factory=Closure)  # banks hold cycles ≤ closure.through
+    pending: MappingProxyType[int, tuple[Success, ...]] = field(default_factory=_empty)
+    recent: MappingProxyType[int, MappingProxyType[str, str]] = field(default_factory=_empty)
+    waiting: MappingProxyType[int, tuple[QueryReceived, ...]] = field(default_factory=_empty)
+    status: MappingProxyType[str, Status] = field(default_factory=_empty)
+    canaries: MappingProxyType[str, Canary] = field(default_factory=_empty)
 
 
-def advance(state: State, cycle: int, cfg: SelectorConfig) -> State:
-    """Absorb, in a fixed order, the pending successes of cycles before `cycle`."""
-    if cycle <= state.cycle:
-        return state
-    due = sorted(p for p in state.pending if p[0] < cycle)
-    if not due:
-        return replace(state, cycle=cycle)
+def absorb(state: State, cycle: int, cfg: SelectorConfig) -> State:
+    """Fold a completed cycle's successes into the banks, in a fixed order, and forget the
+    cycle's embeddings (memory is bounded by cycles in flight)."""
     banks = dict(state.banks)
-    for _, query_id, model_id in due:
-        vec = state.recent.get(query_id)
+    vectors = state.recent.get(cycle, MappingProxyType({}))
+    for _, query_id, model_id in sorted(state.pending.get(cycle, ())):
+        vec = vectors.get(query_id)
         if vec is not None:
             bank = banks.get(model_id, Bank.empty())
             banks[model_id] = bank.absorb(decode_vector(vec), cfg.k_max, cfg.decay, cfg.radius)
-    return replace(state, banks=MappingProxyType(banks), cycle=cycle,
-                   pending=tuple(p for p in state.pending if p[0] >= cycle))
+    drop = lambda m: MappingProxyType({c: v for c, v in m.items() if c != cycle})  # noqa: E731
+    return replace(state, banks=MappingProxyType(banks), pending=drop(state.pending),
+                   recent=drop(state.recent))
 
 
 def _draw(seed: int, query_id: str) -> float:
@@ -96,6 +106,7 @@ def _draw(seed: int, query_id: str) -> float:
 
 
 def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -> QueryRouted:
+    # `state` holds the evidence of every cycle before q's (the caller waited for it)
     """The routing decision for one query, with the numbers behind it."""
     entry = [m for m in cohort.tier(0) if state.status.get(m.model_id, "WORKING") == "WORKING"]
     if not entry:  # the envelope broker never sleeps a whole cohort; be safe anyway
@@ -123,62 +134,98 @@ def _canary_for(state: State, ids: list[str], x: np.ndarray, draw: float) -> str
     """The canary member whose target cells hold x and whose share the draw falls in."""
     for model_id in sorted(state.canaries):
         c = state.canaries[model_id]
-        if model_id not in ids or not len(c.centroids):
+        if model_id not in ids or not c.centroids:
             continue
-        if np.linalg.norm(c.centroids - x, axis=1).min() <= c.radius and draw < c.share:
+        cents = np.vstack([decode_vector(v) for v in c.centroids])
+        if np.linalg.norm(cents - x, axis=1).min() <= c.radius and draw < c.share:
             return model_id
     return None
 
 
+def routes(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -> list[Emit]:
+    """The routing of one query, plus its shadow fan-out; ids keyed by what they are."""
+    routed = route(cohort, cfg, state, q)
+    corr = f"cycle-{q.cycle}"
+    emits = [Emit(routed, subject=q.query_id, correlationid=corr,
+                  key=f"route|{q.query_id}")]
+    if q.shadow:
+        others = [m for m in (*cohort.tier(0), *cohort.tier(1)) if m.model_id != routed.model_id]
+        emits += [Emit(QueryRouted(query_id=q.query_id, cycle=q.cycle, model_id=m.model_id,
+                                   tier=m.tier, text=q.text, shadow=True),
+                       subject=q.query_id, correlationid=corr,
+                       key=f"shadow|{q.query_id}|{m.model_id}")
+                  for m in others]
+    return emits
+
+
+def _closed(cohort: Cohort, cfg: SelectorConfig, state: State, closure: Closure
+            ) -> tuple[list[Emit], State]:
+    """Absorb the cycles `closure` completes, then route the queries that waited for them."""
+    emits: list[Emit] = []
+    for cycle in range(state.closure.through + 1, closure.through + 1):
+        state = absorb(state, cycle, cfg)
+        for q in state.waiting.get(cycle + 1, ()):
+            emits += routes(cohort, cfg, state, q)
+        state = replace(state, waiting=MappingProxyType(
+            {c: v for c, v in state.waiting.items() if c != cycle + 1}))
+    return emits, replace(state, closure=closure)
+
+
+def step(cohort: Cohort, cfg: SelectorConfig, state: State, event: AnyEnvelope
+         ) -> tuple[list[Emit], State]:
+    data = event.data
+    if isinstance(data, QueryReceived):
+        if data.cycle <= state.closure.through:
+            return [], state  # a query of a closed cycle (a replayed stray): nothing to do
+        recent = dict(state.recent)
+        recent[data.cycle] = MappingProxyType(
+            {**recent.get(data.cycle, {}), data.query_id: data.embedding})
+        state = replace(state, recent=MappingProxyType(recent))
+        if state.closure.ready(data.cycle):
+            emits = routes(cohort, cfg, state, data)
+        else:
+            emits = []
+            waiting = {**state.waiting,
+                       data.cycle: (*state.waiting.get(data.cycle, ()), data)}
+            state = replace(state, waiting=MappingProxyType(waiting))
+        more, state = _closed(cohort, cfg, state, state.closure.with_query(data.cycle))
+        return emits + more, state
+    if isinstance(data, ResponseGraded):
+        if data.success and not data.final and data.cycle > state.closure.through:
+            success = Success(data.cycle, data.query_id, data.model_id)
+            pending = {**state.pending,
+                       data.cycle: (*state.pending.get(data.cycle, ()), success)}
+            state = replace(state, pending=MappingProxyType(pending))
+        return _closed(cohort, cfg, state, state.closure.with_grade(data.cycle))
+    if isinstance(data, CycleGraded):
+        return _closed(cohort, cfg, state, state.closure.with_closed(
+            data.cycle, data.grades, data.queries))
+    return [], control(state, data)
+
+
+def control(state: State, data: object) -> State:
+    """Member states and canary shares from the sleep agents' events."""
+    if isinstance(data, CanaryStarted):
+        canary = Canary(data.share, tuple(data.target_centroids), data.radius)
+        state = replace(state, canaries=MappingProxyType(
+            {**state.canaries, data.model_id: canary}))
+        return _set(state, data.model_id, "WORKING")
+    if isinstance(data, TrafficShifted) and data.model_id in state.canaries:
+        canary = replace(state.canaries[data.model_id], share=data.share)
+        return replace(state, canaries=MappingProxyType(
+            {**state.canaries, data.model_id: canary}))
+    if isinstance(data, Promoted | RolledBack):
+        canaries = {k: v for k, v in state.canaries.items() if k != data.model_id}
+        state = replace(state, canaries=MappingProxyType(canaries))
+    if isinstance(data, SleepStarted):
+        return _set(state, data.model_id, "SLEEPING")
+    if isinstance(data, TrainingCompleted | TrainingFailed | Promoted | RolledBack):
+        return _set(state, data.model_id, "WORKING")
+    return state
+
+
 def make_policy(cohort: Cohort, cfg: SelectorConfig = SelectorConfig()) -> Policy[State]:
-    def decide(state: State, event: AnyEnvelope) -> list[Emit]:
-        q = event.data
-        if not isinstance(q, QueryReceived):
-            return []
-        routed = route(cohort, cfg, advance(state, q.cycle, cfg), q)
-        emits = [Emit(routed, subject=q.query_id, correlationid=f"cycle-{q.cycle}")]
-        if q.shadow:
-            others = [m for m in (*cohort.tier(0), *cohort.tier(1))
-                      if m.model_id != routed.model_id]
-            emits += [Emit(QueryRouted(query_id=q.query_id, cycle=q.cycle, model_id=m.model_id,
-                                       tier=m.tier, text=q.text, shadow=True),
-                           subject=q.query_id, correlationid=f"cycle-{q.cycle}")
-                      for m in others]
-        return emits
-
-    def evolve(state: State, event: AnyEnvelope) -> State:
-        data = event.data
-        if isinstance(data, QueryReceived):
-            state = advance(state, data.cycle, cfg)
-            recent = dict(state.recent)
-            recent[data.query_id] = data.embedding
-            while len(recent) > cfg.window:  # oldest first: dicts keep insertion order
-                del recent[next(iter(recent))]
-            return replace(state, recent=MappingProxyType(recent))
-        if isinstance(data, ResponseGraded) and data.success and not data.final:
-            success = (data.cycle, data.query_id, data.model_id)
-            return replace(state, pending=(*state.pending, success))
-        if isinstance(data, CanaryStarted):
-            cents = np.vstack([decode_vector(c) for c in data.target_centroids]) \
-                if data.target_centroids else np.zeros((0, 384), dtype=np.float32)
-            canary = Canary(data.share, cents, data.radius)
-            state = replace(state, canaries=MappingProxyType(
-                {**state.canaries, data.model_id: canary}))
-            return _set(state, data.model_id, "WORKING")
-        if isinstance(data, TrafficShifted) and data.model_id in state.canaries:
-            canary = replace(state.canaries[data.model_id], share=data.share)
-            return replace(state, canaries=MappingProxyType(
-                {**state.canaries, data.model_id: canary}))
-        if isinstance(data, Promoted | RolledBack):
-            canaries = {k: v for k, v in state.canaries.items() if k != data.model_id}
-            state = replace(state, canaries=MappingProxyType(canaries))
-        if isinstance(data, SleepStarted):
-            return _set(state, data.model_id, "SLEEPING")
-        if isinstance(data, TrainingCompleted | TrainingFailed | Promoted | RolledBack):
-            return _set(state, data.model_id, "WORKING")
-        return state
-
-    return Policy(initial=State(), decide=decide, evolve=evolve)
+    return Policy.stepped(State(), lambda s, e: step(cohort, cfg, s, e))
 
 
 def _set(state: State, model_id: str, status: Status) -> State:

@@ -7,20 +7,28 @@ state yet; adapter events will set which adapters it serves (sleep/canary issues
 from __future__ import annotations
 
 from agents.cohort import Member
-from agents.runtime.policy import AnyEnvelope, Emit, Policy
 from events.serving import Escalated, QueryRouted, ResponseGenerated
 from modelcore.backend import ModelBackend
+from runtime.policy import AnyEnvelope, Emit, Policy
+
+
+def _task(member: Member, data: object) -> tuple[QueryRouted | Escalated, bool] | None:
+    """The work an event asks of this member, with its shadow flag, or None."""
+    if isinstance(data, QueryRouted) and data.model_id == member.model_id:
+        return data, data.shadow
+    if isinstance(data, Escalated) and data.to_model == member.model_id:
+        return data, False
+    return None
 
 
 def make_policy(member: Member, backend: ModelBackend) -> Policy[None]:
     def decide(state: None, event: AnyEnvelope) -> list[Emit]:
-        data = event.data
-        if isinstance(data, QueryRouted) and data.model_id == member.model_id:
-            shadow = data.shadow
-        elif isinstance(data, Escalated) and data.to_model == member.model_id:
-            shadow = False
-        else:
+        """One query at a time: batched generation pads, and padding moves confidences in
+        the 7th digit, which would make a run depend on how its records were batched."""
+        work = _task(member, event.data)
+        if work is None:
             return []
+        data, shadow = work
         (answer,) = backend.generate([data.text])
         return [Emit(ResponseGenerated(
             query_id=data.query_id, cycle=data.cycle, model_id=member.model_id,
@@ -28,7 +36,8 @@ def make_policy(member: Member, backend: ModelBackend) -> Policy[None]:
             prompt_tokens=answer.prompt_tokens, answer_tokens=answer.answer_tokens,
             cost_flops=answer.flops, cost_norm=answer.cost, adapter=answer.adapter,
             shadow=shadow,
-        ), subject=data.query_id, correlationid=f"cycle-{data.cycle}")]
+        ), subject=data.query_id, correlationid=f"cycle-{data.cycle}",
+            key=f"answer|{data.query_id}|{member.model_id}|{shadow}")]
 
     def evolve(state: None, event: AnyEnvelope) -> None:
         return None

@@ -4,7 +4,7 @@ import os
 
 from agents.config import ConfigError, load_config
 from agents.registry import cohort_of, make_worker
-from agents.runtime.shell import Agent
+from runtime.shell import Agent
 
 config = load_config()
 cohort = cohort_of(config)

@@ -24,15 +24,24 @@ def pong(rally: str, n: int, limit: int = 3, cycle: int | None = None) -> Envelo
     )
 
 
-def bad_inputs() -> dict[str, bytes]:
-    """One message of each dead-letter kind, keyed by the reason it must be filed under."""
+def bad_inputs() -> list[tuple[str, bytes]]:
+    """One message of each way a record can be bad, with the reason it must be filed under.
+
+    All are sent on the pinger's topic (the ponger and the projector read it)."""
     good = json.loads(encode(ping("bad")))
-    return {
-        "undecodable": b"\xff\xfe not json",
-        "unknown_type": json.dumps({**good, "type": "Teleported"}).encode(),
-        "invalid_payload": json.dumps({**good, "data": {"rally": "x", "n": -4}}).encode(),
-        "unknown_schema_version": json.dumps({**good, "schemaversion": 99}).encode(),
-    }
+    spoofed = json.loads(encode(pong("spoofed", 0)))  # a ponger event on the pinger's topic
+    return [
+        ("undecodable", b"\xff\xfe not json"),
+        ("unknown_type", json.dumps({**good, "type": "Teleported"}).encode()),
+        ("invalid_payload", json.dumps({**good, "data": {"rally": "x", "n": -4}}).encode()),
+        ("unknown_schema_version", json.dumps({**good, "schemaversion": 99}).encode()),
+        ("too_deep", b"[" * 10_000 + b"]" * 10_000),
+        ("undecodable", b'{"type": "Ping", "schemaversion": ' + b"9" * 5_000 + b"}"),
+        ("too_large", b"x" * 900_000),
+        ("invalid_payload", json.dumps({**good, "data": {**good["data"], "n": 10**20}}).encode()),
+        ("invalid_payload", json.dumps({**good, "correlationid": "cycle-99999999999"}).encode()),
+        ("wrong_producer", json.dumps(spoofed).encode()),
+    ]
 
 
 def rally_log(rallies: int, limit: int, cycles: int = 1) -> list[Envelope[Any]]:

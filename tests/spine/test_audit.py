@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli.audit import audit
 from events.codec import encode
 from events.envelope import derived_id, make_envelope
 from events.proof import Ping, Pong
-from projections.audit import audit
 from projections.rows import Position, row
 from projections.store import Store
 from tests.spine.helpers import ping

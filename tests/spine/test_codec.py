@@ -10,6 +10,8 @@ from events.catalogue import CATALOGUE, PAYLOADS
 from events.codec import BadEvent, decode, encode
 from events.envelope import derived_id, make_envelope
 from events.proof import Ping
+from events.serving import QueryReceived, ResponseGenerated
+from events.topology import topic_of
 from tests.spine.helpers import bad_inputs, ping
 
 
@@ -30,11 +32,30 @@ def test_envelopes_are_frozen_and_closed() -> None:
     assert err.value.reason == "invalid_payload" and "colour" in err.value.detail
 
 
-@pytest.mark.parametrize("reason", sorted(bad_inputs()))
-def test_each_bad_input_names_its_reason(reason: str) -> None:
+@pytest.mark.parametrize(("reason", "raw"), bad_inputs())
+def test_each_bad_input_names_its_reason(reason: str, raw: bytes) -> None:
     with pytest.raises(BadEvent) as err:
-        decode(bad_inputs()[reason])
+        decode(raw, topic=topic_of("pinger"))
     assert err.value.reason == reason
+
+
+@pytest.mark.parametrize("field", ["confidence", "cost_norm"])
+def test_schema_valid_values_a_policy_cannot_use_are_rejected(field: str) -> None:
+    doc = json.loads(encode(make_envelope(ResponseGenerated(
+        query_id="q", cycle=0, model_id="a", tier=0, answer="1", confidence=0.5,
+        prompt_tokens=1, answer_tokens=1, cost_flops=1.0, cost_norm=0.1), source="t",
+        subject="q")))
+    for bad in (float("nan"), float("inf")):
+        doc["data"][field] = bad  # json.dumps writes NaN / Infinity, json.loads reads them
+        with pytest.raises(BadEvent) as err:
+            decode(json.dumps(doc).encode(), topic=topic_of("worker"))
+        assert err.value.reason == "invalid_payload"
+    short = json.loads(encode(make_envelope(QueryReceived(
+        query_id="q", cycle=0, text="t"), source="t", subject="q")))
+    short["data"]["embedding"] = "AAAA"
+    with pytest.raises(BadEvent) as err:
+        decode(json.dumps(short).encode(), topic=topic_of("gateway"))
+    assert err.value.reason == "invalid_payload" and "embedding" in err.value.detail
 
 
 def test_v1_ping_is_upcast_to_v2() -> None:

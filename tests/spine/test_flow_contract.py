@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-from agents.runtime.bus import publish_event
-from cli.stack import proof
-from events.topology import topic_of
+from agents.ponger.policy import POLICY as PONGER
+from agents.registry import proof_parts as proof
+from events.deadletter import MAX_ORIGINAL
+from events.topology import dead_letter_of, topic_of
+from runtime.bus import publish_event
+from runtime.policy import AnyEnvelope
+from runtime.stack import Part
 from tests.conftest import StackFactory
 from tests.spine.helpers import bad_inputs, ping
 
@@ -37,26 +43,41 @@ async def test_bad_input_is_dead_lettered_and_the_next_event_processed(
 ) -> None:
     _, stack_of = backend
     bad = bad_inputs()
-    async with stack_of(proof("ponger"), db) as stack:
+    raising = Part("ponger", replace(PONGER, decide=_boom_on("boom")))
+    async with stack_of([raising], db) as stack:
         broker = stack.brokers[0]
-        for raw in bad.values():
+        for _, raw in bad:
             await broker.publish(raw, topic=topic_of("pinger"), key=b"bad")
+        await publish_event(broker, ping("boom", 0, 1))  # valid, but the policy raises on it
         await publish_event(broker, ping("after", 0, 1))
+        await broker.publish(b"junk", topic=dead_letter_of(topic_of("ponger")))
         assert stack.projector is not None
         store = stack.projector.store
-        total_in = len(bad) + 2  # the good ping and the ponger's pong
+        total_in = len(bad) + 3  # two good pings and the ponger's pong
 
-        def settled() -> bool:
-            return stack.projected() + stack.projector.dead_letters >= total_in + len(bad)
+        def settled() -> bool:  # 3 events; letters of the projector, of the ponger (+ its
+            # handler error) and the junk on the dead-letter topic
+            return stack.projected() + stack.projector.dead_letters >= 3 + 2 * len(bad) + 2
 
         await stack.wait_for(settled, timeout=60)
         letters = store.conn.execute(
-            "SELECT consumer, reason, original FROM dead_letters ORDER BY consumer, reason"
-        ).fetchall()
-        by_projector = {reason: raw for who, reason, raw in letters if who == "projector"}
-        assert by_projector == bad  # reason and the original bytes, for every kind
-        assert {reason for who, reason, _ in letters if who == "ponger"} == set(bad)
+            "SELECT consumer, reason, original, topic FROM dead_letters").fetchall()
+        by_projector = sorted((reason, raw) for who, reason, raw, topic in letters
+                              if who == "projector" and not topic.endswith(".dlq"))
+        assert by_projector == sorted((r, raw[:MAX_ORIGINAL]) for r, raw in bad)
+        assert sorted(r for who, r, _, _ in letters if who == "ponger") == sorted(
+            [*(r for r, _ in bad), "handler_error"])
+        assert [r for who, r, _, t in letters if t.endswith(".dlq")] == ["undecodable"]
         # events in = events projected + dead letters (as seen by the projector)
         assert stack.projected() + len(by_projector) == total_in
         assert store.conn.execute(
             "SELECT pongs FROM rallies WHERE rally = 'after'").fetchone() == (1,)
+        assert stack.agents["ponger"].dead_letters == len(bad) + 1
+
+
+def _boom_on(rally: str) -> Any:
+    def decide(state: Any, event: AnyEnvelope) -> Any:
+        if getattr(event.data, "rally", None) == rally:
+            raise RuntimeError(f"policy cannot use rally {rally!r}")
+        return PONGER.decide(state, event)
+    return decide

@@ -13,16 +13,17 @@ import pytest
 from faststream.kafka import KafkaBroker
 
 from agents.ponger.policy import POLICY as PONGER
-from agents.runtime.bus import make_broker, publish_event
-from agents.runtime.embedded import EmbeddedBroker
-from agents.runtime.shell import Agent
-from cli.stack import proof, running
+from agents.registry import proof_parts as proof
 from events.codec import encode
 from events.topology import producer_of
 from projections.digest import digests
-from projections.projector import Projector
+from projections.projector import Projector, projector_on
 from projections.replay import ReplayError, replay_from_archive, replay_from_kafka
 from projections.store import Store
+from runtime.bus import make_broker, publish_event
+from runtime.embedded import EmbeddedBroker
+from runtime.shell import Agent
+from runtime.stack import running
 from tests.spine.helpers import ping, rally_log
 
 pytestmark = pytest.mark.broker
@@ -56,7 +57,8 @@ async def test_agent_restarted_mid_stream_resumes_with_nothing_lost_or_doubled(
     kafka: EmbeddedBroker, db: Path
 ) -> None:
     rallies, limit = 8, 12
-    async with running(proof("pinger", "ponger"), db, bootstrap=kafka.bootstrap) as stack:
+    parts = proof("pinger", "ponger")
+    async with running(parts, projector_on(db), bootstrap=kafka.bootstrap) as stack:
         for r in range(rallies):
             await publish_event(stack.brokers[0], ping(f"r{r}", 0, limit))
         await stack.wait_for(lambda: stack.agents["ponger"].handled >= rallies * 3)
@@ -103,7 +105,8 @@ async def test_two_consumers_in_one_group_split_the_partitions(
     kafka: EmbeddedBroker, db: Path
 ) -> None:
     rallies, limit = 12, 10
-    async with running(proof("pinger", "ponger"), db, bootstrap=kafka.bootstrap) as stack:
+    parts = proof("pinger", "ponger")
+    async with running(parts, projector_on(db), bootstrap=kafka.bootstrap) as stack:
         twin = Agent("ponger", PONGER, bootstrap=kafka.bootstrap)
         async with twin.broker:
             await twin.broker.start()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from agents.pinger.policy import POLICY as PINGER
 from agents.ponger.policy import POLICY as PONGER
-from agents.runtime.policy import run
 from events.proof import Ping, Pong
+from runtime.policy import run
 from tests.spine.helpers import ping, pong
 
 

@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from agents.runtime.bus import publish_event
-from agents.runtime.embedded import EmbeddedBroker
-from cli.stack import proof, running
+from agents.registry import proof_parts as proof
+from projections.projector import projector_on
+from runtime.bus import publish_event
+from runtime.embedded import EmbeddedBroker
+from runtime.stack import running
 from tests.spine.helpers import ping
 
 pytestmark = pytest.mark.broker
@@ -37,7 +39,7 @@ async def test_sigkilled_agent_process_restarts_with_nothing_lost(
     rallies, limit = 6, 20
     ponger = _faststream("agents.ponger:app", kafka.bootstrap)
     try:
-        async with running(proof("pinger"), db, bootstrap=kafka.bootstrap) as stack:
+        async with running(proof("pinger"), projector_on(db), bootstrap=kafka.bootstrap) as stack:
             for r in range(rallies):
                 await publish_event(stack.brokers[0], ping(f"r{r}", 0, limit))
             await stack.wait_for(lambda: stack.projected() >= rallies * limit // 2, timeout=60)
@@ -80,7 +82,7 @@ def test_broker_command_prints_its_address_and_leaves_no_orphan() -> None:
 
 def test_embedded_broker_dies_with_a_sigkilled_parent() -> None:
     before = set(_tansu_children())
-    code = "from agents.runtime.embedded import EmbeddedBroker as B; b=B().start(); print(b.port, flush=True); import time; time.sleep(60)"  # noqa: E501
+    code = "from runtime.embedded import EmbeddedBroker as B; b=B().start(); print(b.port, flush=True); import time; time.sleep(60)"  # noqa: E501
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdout.readline().strip()
     assert set(_tansu_children()) - before

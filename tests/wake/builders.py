@@ -6,7 +6,7 @@ import numpy as np
 
 from agents.cohort import Cohort, Member
 from events.envelope import Envelope, Payload, make_envelope
-from events.serving import QueryReceived, ResponseGraded
+from events.serving import CycleGraded, QueryReceived, ResponseGraded
 from events.vectors import encode_vector
 
 COHORT = Cohort((
@@ -40,3 +40,8 @@ def graded(qid: str, model: str, success: bool, cycle: int = 0, tier: int = 0,
     return env(ResponseGraded(query_id=qid, cycle=cycle, model_id=model, tier=tier,
                               quality=float(success), success=success, method="reference",
                               final=final, confidence=confidence, cost_norm=0.2), qid, cycle)
+
+
+def closed(cycle: int, grades: int, queries: int = 1) -> Envelope[Payload]:
+    """The grader's closing of a cycle: `grades` grades of it exist."""
+    return env(CycleGraded(cycle=cycle, queries=queries, grades=grades), f"cycle-{cycle}", cycle)

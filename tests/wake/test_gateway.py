@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from agents.gateway.policy import Traffic, make_policy
-from agents.runtime.policy import Policy, run
 from events.serving import CycleOpened, QueryReceived
 from modelcore.world import TaskWorld
-from tests.wake.builders import env, graded
+from runtime.policy import Policy, run
+from tests.wake.builders import closed, env, graded
 
 
 def fake_embed(texts: list[str]) -> np.ndarray:
@@ -23,7 +23,7 @@ def gateway(mode: str = "lockstep", n: int = 4, cycles: int = 3) -> Policy:
                        TaskWorld(seed=1).queries, fake_embed)
 
 
-def test_lockstep_opens_a_cycle_only_when_the_previous_is_fully_graded() -> None:
+def test_lockstep_opens_a_cycle_only_when_the_grader_closes_the_previous() -> None:
     policy = gateway()
     first = policy.start(policy.initial)
     assert isinstance(first[0].data, CycleOpened) and first[0].data.queries == 4
@@ -31,9 +31,11 @@ def test_lockstep_opens_a_cycle_only_when_the_previous_is_fully_graded() -> None
     assert all(isinstance(q, QueryReceived) and q.task is not None for q in queries)
     opened = env(first[0].data)
     finals = [graded(q.query_id, "a", True, final=True) for q in queries]  # type: ignore[union-attr]
-    _, decided = run(policy, [opened, *finals])
-    assert all(d == [] for d in decided[:-1])
+    _, decided = run(policy, [opened, *finals, closed(0, grades=4, queries=4)])
+    assert all(d == [] for d in decided[:-1])  # final grades alone open nothing
     assert isinstance(decided[-1][0].data, CycleOpened) and decided[-1][0].data.cycle == 1
+    assert all(q.task is None or "answer" not in q.task.model_dump()
+               for q in queries)  # type: ignore[union-attr]
     assert policy.start(run(policy, [opened])[0]) == []  # restart: nothing opened twice
 
 

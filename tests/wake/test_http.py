@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from agents.config import SystemConfig
-from agents.runtime.embedded import EmbeddedBroker, free_port
 from cli.serve import serve_http
+from runtime.embedded import EmbeddedBroker, free_port
 
 pytestmark = pytest.mark.broker
 

@@ -6,11 +6,11 @@ import numpy as np
 
 from agents.meta_selector.evidence import calibrate_theta
 from agents.meta_selector.policy import MetaConfig, make_policy
-from agents.runtime.policy import run
 from events.control import GapCell, GapIndexUpdated
 from events.serving import Accepted, Escalated, ResponseGenerated
 from events.vectors import encode_vector
-from tests.wake.builders import COHORT, env, graded, query, unit
+from runtime.policy import run
+from tests.wake.builders import COHORT, closed, env, graded, query, unit
 
 
 def answer(qid: str, model: str = "a", tier: int = 0, conf: float = 0.3, cycle: int = 0):
@@ -41,9 +41,9 @@ def test_a_cell_where_the_cohort_is_as_good_as_the_top_never_escalates() -> None
                    solvable_up=0.92, gap=0.0)
     gap = env(GapIndexUpdated(cycle=0, tier=0, cells=[cell], gap_mass=0.0, hardness={}))
     # the index of cycle 0 applies from cycle 1: EVI = 0.02 - λ·(1.0 - 0.2) < 0
-    _, decided = run(make_policy(COHORT), [gap, query("q", x, cycle=1),
-                                           answer("q", conf=0.1, cycle=1)])
-    verdict = decided[2][0].data
+    _, decided = run(make_policy(COHORT), [gap, closed(0, grades=0, queries=0),
+                                           query("q", x, cycle=1), answer("q", conf=0.1, cycle=1)])
+    verdict = decided[3][0].data
     assert isinstance(verdict, Accepted) and verdict.evi < 0
 
 
@@ -58,10 +58,27 @@ def test_confidence_is_calibrated_from_earlier_cycles() -> None:
     history = [query(f"h{i}", unit(i)) for i in range(60)] + [
         graded(f"h{i}", "a", success=i % 2 == 0, confidence=0.9 if i % 2 == 0 else 0.1)
         for i in range(60)]
-    _, decided = run(make_policy(COHORT), [*history, query("q", unit(99), cycle=1),
-                                           answer("q", conf=0.85, cycle=1)])
+    ask = [query("q", unit(99), cycle=1), answer("q", conf=0.85, cycle=1)]
+    _, decided = run(make_policy(COHORT), [*history, *ask])
+    assert decided[-1] == []  # cycle 0 is not closed: the answer waits for its evidence
+    _, decided = run(make_policy(COHORT), [*history, *ask, closed(0, grades=60, queries=60)])
     verdict = decided[-1][0].data
     assert isinstance(verdict, Accepted) and verdict.p_success > 0.9 and verdict.theta < 0.5
+
+
+def test_a_verdict_never_depends_on_its_own_grade_or_the_arrival_order() -> None:
+    history = [query(f"h{i}", unit(i)) for i in range(40)] + [
+        graded(f"h{i}", "a", success=i % 2 == 0, confidence=0.9 if i % 2 == 0 else 0.1)
+        for i in range(40)] + [closed(0, grades=40, queries=40)]
+    ask = [query("q", unit(99), cycle=1), answer("q", conf=0.5, cycle=1)]
+    verdicts = set()
+    for own in (True, False):
+        mine = graded("q", "a", success=own, confidence=0.5, cycle=1)
+        for log in ([*history, *ask], [mine, *ask, *history[::-1]], [*ask[::-1], mine, *history]):
+            _, decided = run(make_policy(COHORT), log)
+            (verdict,) = [e.data for d in decided for e in d]
+            verdicts.add(verdict.model_dump_json())
+    assert len(verdicts) == 1
 
 
 def test_theta_is_the_lowest_threshold_with_the_wanted_precision() -> None:

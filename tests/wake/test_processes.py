@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from agents.config import SystemConfig
-from agents.runtime.embedded import EmbeddedBroker
-from cli.stack import Stack, running
-from projections.audit import audit
+from cli.audit import audit
+from projections.projector import projector_on
+from runtime.embedded import EmbeddedBroker
+from runtime.stack import Stack, running
 
 pytestmark = pytest.mark.broker
 
@@ -70,7 +71,7 @@ async def test_agents_as_processes_survive_sigkill_mid_cycle(
     fleet = Fleet(kafka.bootstrap, file, members)
     db = tmp_path / "run.duckdb"
     try:
-        async with running([], db, bootstrap=kafka.bootstrap) as stack:
+        async with running([], projector_on(db), bootstrap=kafka.bootstrap) as stack:
             for key in fleet.specs:
                 fleet.start(key)
             await wait_finals(stack, 3, timeout=180)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from agents.runtime.policy import run
 from agents.selector.policy import SelectorConfig, make_policy
 from events.control import SleepStarted
 from events.serving import QueryRouted
-from tests.wake.builders import COHORT, env, graded, near, query, unit
+from runtime.policy import run
+from tests.wake.builders import COHORT, closed, env, graded, near, query, unit
 
 NO_EXPLORE = SelectorConfig(epsilon=0.0)
 
@@ -21,11 +21,41 @@ def test_routes_to_the_member_whose_successes_are_nearest() -> None:
     policy = make_policy(COHORT, NO_EXPLORE)
     x, y = unit(1), unit(2)
     log = [query("q1", x), graded("q1", "b", True), query("q2", y), graded("q2", "c", True),
-           query("q3", near(x, 3), cycle=1), query("q4", near(y, 4), cycle=1)]
+           closed(0, grades=2, queries=2), query("q3", near(x, 3), cycle=1),
+           query("q4", near(y, 4), cycle=1)]
     _, decided = run(policy, log)
-    assert routed(decided[4]).model_id == "b"
-    assert routed(decided[5]).model_id == "c"
-    assert routed(decided[4]).distances["b"] < routed(decided[4]).distances["a"]
+    assert routed(decided[5]).model_id == "b"
+    assert routed(decided[6]).model_id == "c"
+    assert routed(decided[5]).distances["b"] < routed(decided[5]).distances["a"]
+
+
+def test_a_query_waits_until_the_previous_cycle_is_closed_and_all_its_grades_are_in() -> None:
+    policy = make_policy(COHORT, NO_EXPLORE)
+    x = unit(1)
+    early = [query("q1", x), closed(0, grades=2, queries=1), query("q3", near(x, 3), cycle=1),
+             graded("q1", "b", True)]
+    _, decided = run(policy, early)
+    assert decided[2] == [] and decided[3] == []  # 1 of 2 grades: still waiting
+    _, decided = run(policy, [*early, graded("q1", "c", False)])
+    assert routed(decided[4]).model_id == "b" and routed(decided[4]).query_id == "q3"
+
+
+def test_a_decision_is_the_same_whatever_the_arrival_order_and_never_sees_its_own_grade(
+) -> None:
+    policy = make_policy(COHORT, NO_EXPLORE)
+    x, y = unit(1), unit(2)
+    cycle0 = [query("q1", x), query("q2", y), graded("q1", "b", True), graded("q2", "c", True),
+              closed(0, grades=2, queries=2)]
+    q3 = query("q3", near(x, 3), cycle=1)
+    own = graded("q3", "c", True, cycle=1)  # q3's own grade, delivered early
+    orders = [[*cycle0, q3], [q3, *cycle0[::-1]], [cycle0[4], q3, own, *cycle0[:4]],
+              [own, q3, *cycle0[2:], *cycle0[:2]]]
+    decisions = set()
+    for log in orders:
+        _, decided = run(policy, log)
+        (route,) = [e.data for d in decided for e in d if e.data.query_id == "q3"]
+        decisions.add((route.model_id, tuple(sorted(route.distances.items()))))
+    assert len(decisions) == 1
 
 
 def test_prototypes_only_count_earlier_cycles() -> None:

@@ -1,9 +1,9 @@
-"""Kafka clients with the settings event sourcing needs (DESIGN §5, STYLE traps).
+"""Kafka clients with the settings event sourcing needs (docs/design.md, 'The log').
 
 FastStream's defaults are wrong for a log that is the source of truth: it acks before the
 handler runs (at-most-once) and starts new groups at "latest". Every subscriber here acks
 after processing (a failing handler is nacked and redelivered) and starts at "earliest".
-The timing values are those measured against the embedded broker (issue 2): a group join
+The timing values are those measured against the embedded broker: a group join
 takes half the session timeout, and a waiting fetch is not answered early.
 """
 
@@ -51,6 +51,12 @@ def subscriber(
         session_timeout_ms=SESSION_TIMEOUT_MS, heartbeat_interval_ms=SESSION_TIMEOUT_MS // 4,
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_poll_interval_ms=300_000,
     )
+
+
+def records_of(msg: Any) -> tuple[Any, ...]:
+    """The consumer records behind a FastStream message (one, or a batch's list)."""
+    raw = msg.raw_message
+    return tuple(raw) if isinstance(raw, list | tuple) else (raw,)
 
 
 async def raw_body(msg: StreamMessage[Any]) -> bytes:

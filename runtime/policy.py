@@ -1,4 +1,5 @@
-"""What every agent's domain is: a pure decide/evolve pair over frozen state (DESIGN §3).
+"""What every agent's domain is: a pure decide/evolve pair over frozen state
+(docs/design.md, 'Agents as pure policies').
 
 A policy never reads the clock, an unseeded random source, or anything but the events it is
 given, so re-running it over a log prefix reproduces its decisions (the audit relies on it).
@@ -50,6 +51,32 @@ class Policy(Generic[S]):
     evolve: Callable[[S, AnyEnvelope], S]
     start: Callable[[S], Sequence[Emit]] = _nothing
     blocking: bool = False  # decide does heavy work (model inference): run it off the loop
+    #: Decision and fold in one pass, for policies whose decision falls out of the fold
+    #: (a join that completes); `decide` and `evolve` are then its two halves.
+    step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]] | None = None
+
+    @classmethod
+    def stepped(
+        cls, initial: S, step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]],
+        **kwargs: Any,
+    ) -> Policy[S]:
+        return cls(initial, _decide_by_step(step), _evolve_by_step(step), step=step, **kwargs)
+
+    def react(self, state: S, event: AnyEnvelope) -> tuple[Sequence[Emit], S]:
+        """What the policy emits on `event`, and the state after it."""
+        if self.step is not None:
+            return self.step(state, event)
+        return self.decide(state, event), self.evolve(state, event)
+
+
+def _decide_by_step(step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]]
+                    ) -> Callable[[S, AnyEnvelope], Sequence[Emit]]:
+    return lambda state, event: step(state, event)[0]
+
+
+def _evolve_by_step(step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]]
+                    ) -> Callable[[S, AnyEnvelope], S]:
+    return lambda state, event: step(state, event)[1]
 
 
 def run(policy: Policy[S], events: Sequence[AnyEnvelope]) -> tuple[S, list[list[Emit]]]:

@@ -10,16 +10,33 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
-from agents.runtime.admin import ensure_topics
-from agents.runtime.bus import make_broker
-from agents.runtime.policy import Policy
-from agents.runtime.shell import Agent
-from projections.projector import Projector
+from runtime.admin import ensure_topics
+from runtime.bus import make_broker
+from runtime.policy import Policy
+from runtime.shell import Agent
+
+
+class Follower(Protocol):
+    """What the stack needs of a projection that follows the log (projections.Projector):
+    the runtime knows no table, only that it can be prepared, counted, read and closed."""
+
+    broker: KafkaBroker
+    applied: int
+    lock: asyncio.Lock
+
+    async def prepare(self) -> None: ...
+
+    def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def close(self) -> None: ...
+
+
+#: Builds a follower on (bootstrap, shared in-memory broker or None).
+FollowerFactory = Callable[[str, KafkaBroker | None], Follower]
 
 
 @dataclass(frozen=True)
@@ -38,7 +55,7 @@ class Part:
 @dataclass
 class Stack:
     agents: dict[str, Agent[Any]]
-    projector: Projector | None
+    projector: Follower | None
     brokers: list[KafkaBroker] = field(default_factory=list)
 
     async def wait_for(
@@ -69,23 +86,20 @@ class Stack:
         """Read the projection between the projector's batches (call `settle` first)."""
         assert self.projector is not None, "this stack runs no projector"
         async with self.projector.lock:
-            rows: list[tuple[Any, ...]] = self.projector.store.conn.execute(
-                sql, list(params)).fetchall()
-        return rows
+            return self.projector.read(sql, params)
 
 
 @contextlib.asynccontextmanager
 async def running(
-    parts: Sequence[Part], db: Path | str | None, *, bootstrap: str | None = None,
+    parts: Sequence[Part], follower: FollowerFactory | None = None, *, bootstrap: str,
     partitions: int = 3,
 ) -> AsyncIterator[Stack]:
-    """Start agents (and a projector on `db`) against a real broker; stop them on exit."""
-    assert bootstrap is not None, "running() needs a bootstrap address"
+    """Start agents (and the follower, if any) against a real broker; stop them on exit."""
     await asyncio.to_thread(ensure_topics, bootstrap, partitions)
     stack = Stack(
         agents={p.key: Agent(p.name, p.policy, bootstrap=bootstrap, instance=p.instance)
                 for p in parts},
-        projector=Projector(db, bootstrap=bootstrap) if db is not None else None,
+        projector=follower(bootstrap, None) if follower is not None else None,
     )
     members: list[Any] = [*stack.agents.values(), *([stack.projector] if stack.projector else [])]
     try:
@@ -99,18 +113,19 @@ async def running(
         for broker in reversed(stack.brokers):
             await broker.stop()
         if stack.projector:
-            stack.projector.store.close()
+            stack.projector.close()
 
 
 @contextlib.asynccontextmanager
-async def in_memory(parts: Sequence[Part], db: Path | str | None) -> AsyncIterator[Stack]:
+async def in_memory(
+    parts: Sequence[Part], follower: FollowerFactory | None = None
+) -> AsyncIterator[Stack]:
     """The same stack on FastStream's in-memory TestKafkaBroker (unit tests only: no log)."""
     broker = make_broker("memory")
     stack = Stack(
         agents={p.key: Agent(p.name, p.policy, bootstrap="memory", broker=broker,
                              instance=p.instance) for p in parts},
-        projector=Projector(db, bootstrap="memory", broker=broker, positions=False)
-        if db is not None else None,
+        projector=follower("memory", broker) if follower is not None else None,
     )
     try:
         async with TestKafkaBroker(broker) as test_broker:
@@ -120,13 +135,5 @@ async def in_memory(parts: Sequence[Part], db: Path | str | None) -> AsyncIterat
             yield stack
     finally:
         if stack.projector:
-            stack.projector.store.close()
+            stack.projector.close()
 
-
-def proof(*names: str) -> list[Part]:
-    """Parts of the proof flow (pinger, ponger)."""
-    from agents.pinger.policy import POLICY as PINGER
-    from agents.ponger.policy import POLICY as PONGER
-
-    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER}
-    return [Part(n, policies[n]) for n in names]
