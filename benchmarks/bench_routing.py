@@ -30,10 +30,11 @@ from tqdm import tqdm
 from agents.cohort import Cohort, cohort_from_zoo, member_dir
 from agents.meta_selector.policy import MetaConfig
 from agents.meta_selector.policy import make_policy as meta_policy
-from agents.selector.policy import SelectorConfig, advance, route
+from agents.selector.policy import SelectorConfig, route
 from agents.selector.policy import make_policy as selector_policy
 from events.envelope import make_envelope
 from events.serving import (
+    CycleGraded,
     Escalated,
     QueryReceived,
     ResponseGenerated,
@@ -75,7 +76,7 @@ def answer_all(cohort: Cohort, tasks: list[Task], batch: int = 128) -> Table:
 def query_event(t: Task, vec: np.ndarray, qid: str, cycle: int) -> QueryReceived:
     return QueryReceived(query_id=qid, cycle=cycle, text=t.prompt, embedding=encode_vector(vec),
                          task=TaskRef(family=t.family, level=t.level, seed=t.seed,
-                                      index=t.index, answer=t.answer))
+                                      index=t.index))
 
 
 def warm(cohort: Cohort, table: Table, policy: Policy, graded_final: bool = False) -> object:
@@ -93,7 +94,9 @@ def warm(cohort: Cohort, table: Table, policy: Policy, graded_final: bool = Fals
                                final=graded_final, shadow=True, confidence=a.confidence,
                                cost_norm=a.cost)
             state = policy.evolve(state, make_envelope(g, source="b", subject=qid))
-    return state
+    closing = CycleGraded(cycle=0, queries=len(table.tasks),
+                          grades=len(table.tasks) * len(cohort.members))
+    return policy.evolve(state, make_envelope(closing, source="b", subject="cycle-0"))
 
 
 def main() -> None:
@@ -128,7 +131,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     add("random routing (entry tier)", [entry[int(j)] for j in rng.integers(0, len(entry), n)])
     sel_cfg = SelectorConfig(epsilon=0.0, seed=args.seed)
-    sel_state = advance(warm(cohort, warmup, selector_policy(cohort, sel_cfg)), 1, sel_cfg)
+    sel_state = warm(cohort, warmup, selector_policy(cohort, sel_cfg))
     picks = [route(cohort, sel_cfg, sel_state, query_event(t, v, f"t{i}", 1)).model_id  # type: ignore[arg-type]
              for i, (t, v) in enumerate(zip(test.tasks, test.vectors, strict=True))]
     add("selector (cycle 0, static)", picks)

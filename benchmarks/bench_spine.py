@@ -26,6 +26,7 @@ from projections.rows import Position, row
 from projections.store import Store
 from runtime.admin import ensure_topics
 from runtime.embedded import EmbeddedBroker
+from runtime.security import aiokafka_kwargs, security_from_env
 
 TOPIC = "sw.pinger.v1"
 
@@ -45,7 +46,8 @@ async def end_to_end(bootstrap: str, payloads: list[bytes], db: Path) -> tuple[f
     async with projector.broker:
         await projector.broker.start()
         await asyncio.sleep(4)  # group join, so the clock measures flow, not the join
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5,
+        producer = AIOKafkaProducer(**aiokafka_kwargs(security_from_env()),
+                                    bootstrap_servers=bootstrap, linger_ms=5,
                                     max_batch_size=256 * 1024)
         await producer.start()
         start = time.perf_counter()

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from tqdm import tqdm
 
-from agents.config import SystemConfig
+from agents.config import SystemConfig, TrafficConfig
 from agents.gateway.http import HttpGateway
 from agents.gateway.http_policy import Limits
 from agents.registry import cohort_of, make_gateway, make_worker, pure_policies
@@ -48,18 +48,18 @@ def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
 
 async def serve(bootstrap: str, db: Path, config: SystemConfig, timeout: float) -> ServeReport:
     started = time.monotonic()
-    total = config.traffic.cycles * config.traffic.queries_per_cycle
     async with running(wake_parts(config), projector_on(db), bootstrap=bootstrap) as stack:
-        await until_graded(stack, total, timeout, per_cycle=config.traffic.queries_per_cycle)
+        await until_graded(stack, config.traffic, timeout)
         await stack.settle()
         rows = await stack.query(METRICS)
         return ServeReport(rows, time.monotonic() - started, stack.projected())
 
 
-async def until_graded(stack: Stack, total: int, timeout: float, progress: bool = True,
-                       per_cycle: int = 1) -> None:
+async def until_graded(stack: Stack, traffic: TrafficConfig, timeout: float,
+                       progress: bool = True) -> None:
     """The count barrier: every cycle closed by the grader, as the gateway read it from the
-    log (each of `total` queries settled, shadow answers included)."""
+    log (each query settled, shadow answers included)."""
+    total, per_cycle = traffic.cycles * traffic.queries_per_cycle, traffic.queries_per_cycle
     gateway = stack.agents["gateway"]
     with tqdm(total=total, desc="queries graded", unit="q", disable=not progress) as bar:
         async with asyncio.timeout(timeout):

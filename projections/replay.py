@@ -20,7 +20,7 @@ from events.deadletter import DeadLetter
 from events.topology import dead_letter_of, event_topics
 from projections.rows import COLUMNS, Position, cycle_of, row
 from projections.store import Store
-from runtime.bus import FETCH_MAX_WAIT_MS
+from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
 
 CHUNK = 20_000
 
@@ -42,7 +42,8 @@ def _within(cycle: int | None, until_cycle: int | None) -> bool:
 def read_log(bootstrap: str, topics: list[str], idle_ms: int = 1500) -> Iterator[Any]:
     """Every record of `topics` from offset 0, until the log is idle."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_poll_records=5000,
     )
     try:

@@ -11,6 +11,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from events.topology import all_topics
+from runtime.bus import sync_client_kwargs
 
 log = logging.getLogger("sleepwake.admin")
 
@@ -20,7 +21,9 @@ TOPIC_CONFIG = {"cleanup.policy": "delete", "retention.ms": "-1", "retention.byt
 def ensure_topics(bootstrap: str, partitions: int, topics: list[str] | None = None) -> list[str]:
     """Create the missing topics; existing ones are left as they are. Returns those created."""
     wanted = topics if topics is not None else all_topics()
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="sleepwake-admin")
+    admin = KafkaAdminClient(
+        **sync_client_kwargs(), bootstrap_servers=bootstrap,
+        client_id="sleepwake-admin")
     try:
         existing = set(admin.list_topics())
         missing = [t for t in wanted if t not in existing]
@@ -52,7 +55,9 @@ def refuse_second_instance(bootstrap: str, group: str, agent: str) -> None:
     scale by partition instead. Two instances started within the same instant can both pass
     this check; the deployment (one replica) is the real guard, this one catches mistakes.
     """
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{group}-check")
+    admin = KafkaAdminClient(
+        **sync_client_kwargs(), bootstrap_servers=bootstrap,
+        client_id=f"{group}-check")
     try:
         described = admin.describe_consumer_groups([group])
     except Exception as exc:  # a broker without DescribeGroups: nothing to check against

@@ -20,6 +20,7 @@ from faststream.message import StreamMessage
 from events.codec import encode
 from events.envelope import Envelope
 from events.topology import producer_of
+from runtime.security import faststream_kwargs, kafka_python_kwargs, security_from_env
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
@@ -65,8 +66,16 @@ async def raw_body(msg: StreamMessage[Any]) -> bytes:
     return body
 
 
+def sync_client_kwargs() -> dict[str, Any]:
+    """Security settings for kafka-python clients (admin, catch-up, replay), from the same
+    environment as every other client (runtime.security)."""
+    return kafka_python_kwargs(security_from_env())
+
+
 def make_broker(bootstrap: str | None = None, **kwargs: Any) -> KafkaBroker:
     """A FastStream broker; the aiokafka idempotent producer is off (unsupported by tansu)."""
+    if bootstrap != "memory":
+        kwargs.update(faststream_kwargs(security_from_env()))
     return KafkaBroker(
         bootstrap or bootstrap_from_env(),
         enable_idempotence=False,

@@ -17,7 +17,7 @@ from kafka.admin import KafkaAdminClient
 
 from events.codec import BadEvent, decode
 from events.topology import dead_letter_of
-from runtime.bus import FETCH_MAX_WAIT_MS
+from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
 from runtime.deadletters import read_dead_letter
 from runtime.policy import Policy
 from runtime.seen import Seen
@@ -31,7 +31,9 @@ def committed_offsets(
     bootstrap: str, group: str, topics: tuple[str, ...]
 ) -> dict[TopicPartition, int]:
     """The group's committed offset per partition of `topics` (only those with one)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id=f"{group}-catchup")
+    admin = KafkaAdminClient(
+        **sync_client_kwargs(), bootstrap_servers=bootstrap,
+        client_id=f"{group}-catchup")
     try:
         offsets = admin.list_group_offsets(group).get(group, {})
     finally:
@@ -83,7 +85,8 @@ def _read(bootstrap: str, targets: dict[TopicPartition, int], idle_ms: int, grou
           ) -> Iterator[Any]:
     """Records of `targets` below their offsets, partition by partition as fetched."""
     consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         max_poll_records=5000,
     )
@@ -112,7 +115,8 @@ def _dead_lettered(bootstrap: str, topics: tuple[str, ...], consumer: str, idle_
     """Positions (topic, partition, offset) of `topics` that `consumer` dead-lettered."""
     found: set[tuple[str, int, int]] = set()
     reader = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
+        enable_auto_commit=False,
         auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
     )
     try:

@@ -53,7 +53,7 @@ from events.envelope import make_envelope
 from events.serving import Accepted, CycleOpened, QueryReceived, ResponseGenerated
 from events.topology import topic_of
 from events.vectors import encode_vector
-from runtime.bus import make_broker, subscriber
+from runtime.bus import make_broker, subscriber, sync_client_kwargs
 from runtime.deadletters import decode_record
 
 CHAT = "/v1/chat/completions"
@@ -255,7 +255,7 @@ def logged_cycles(bootstrap: str, idle_ms: int = 2000) -> list[tuple[str, int]]:
     from kafka import KafkaConsumer, TopicPartition
 
     topic = topic_of("gateway")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+    consumer = KafkaConsumer(**sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
                              enable_auto_commit=False, client_id="sleepwake-http-resume")
     try:
         parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)

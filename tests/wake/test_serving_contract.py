@@ -15,7 +15,7 @@ async def test_every_query_gets_a_routed_graded_final_answer(
     _, stack_of = backend
     total = tiny_config.traffic.cycles * tiny_config.traffic.queries_per_cycle
     async with stack_of(wake_parts(tiny_config), db) as stack:
-        await until_graded(stack, total, timeout=300, progress=False)
+        await until_graded(stack, tiny_config.traffic, timeout=300, progress=False)
         await stack.settle()
         rows = await stack.query(
             "SELECT query_id, cycle, routed_to, final_model, final_tier, final_answer, quality, "
