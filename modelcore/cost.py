@@ -9,6 +9,7 @@ the same scale.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 from modelcore.encoding import TEMPLATE, render
 from modelcore.world import TaskWorld
@@ -30,6 +31,12 @@ def mean_query_tokens(
     return sum(len(render(t.prompt, template)) + len(t.answer) + 1 for t in tasks) / len(tasks)
 
 
+@cache
+def _default_mean_tokens() -> float:
+    """The default stream's mean, computed once per process (each worker asks for it)."""
+    return mean_query_tokens()
+
+
 @dataclass(frozen=True)
 class CostScale:
     """FLOPs of the top tier on an average query; divide by it to get normalised cost."""
@@ -38,7 +45,7 @@ class CostScale:
 
     @classmethod
     def for_top(cls, top_params: int, tokens_per_query: float | None = None) -> CostScale:
-        tokens = mean_query_tokens() if tokens_per_query is None else tokens_per_query
+        tokens = _default_mean_tokens() if tokens_per_query is None else tokens_per_query
         return cls(inference_flops(top_params, tokens))
 
     def normalise(self, flops: float) -> float:
