@@ -30,6 +30,11 @@ class TrafficConfig(_Frozen):
     mode: Literal["lockstep", "free"] = Field(
         default="lockstep", description="lockstep: a cycle opens when the previous one is "
         "fully graded (replayable); free: traffic never waits.")
+    embedder: Literal["minilm", "ngram"] = Field(
+        default="ngram", description="The router's query embedding (modelcore.router_embedding"
+        "): ngram, hashed character 1-3-grams (~3e-4 per query, always-top = 1), or minilm, "
+        "all-MiniLM-L6-v2 (~57 per query); routing accuracy within the spread of each other "
+        "(README, 'Router embedding').")
 
 
 class SelectorSettings(_Frozen):

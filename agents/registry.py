@@ -6,6 +6,7 @@ gateway embeds queries and the workers generate answers.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
@@ -52,25 +53,35 @@ def pure_agent(name: str) -> Any:
     return Agent(name, pure_policies(load_config())[name])
 
 
+def one_torch_thread() -> None:
+    """One intra-op thread in every process that runs a model: on shared cores more threads
+    wait on each other, and the thread count changes float results in the last digits
+    (an embedding, a confidence), which would make a run depend on its process layout."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def make_gateway(config: SystemConfig) -> Policy[Any]:
-    from modelcore.embeddings import embed
+    from modelcore.router_embedding import embedder, router_cost
     from modelcore.world import TaskWorld
 
+    one_torch_thread()
     t = config.traffic
     world = TaskWorld(seed=t.seed)
+    cohort = cohort_of(config)
+    top = cohort.cheapest(cohort.top_tier).params
     return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode),
-                          world.queries, embed)
+                          world.queries, embedder(t.embedder), config.model_dump_json(),
+                          partial(router_cost, t.embedder, top_params=top))
 
 
 def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:
-    import torch
-
     from agents.worker.policy import make_policy
     from modelcore.backend import ModelBackend
     from modelcore.cost import CostScale
 
-    # one intra-op thread: on shared cores more threads wait on each other (README, Model core)
-    torch.set_num_threads(1)
+    one_torch_thread()
 
     top = cohort.cheapest(cohort.top_tier)
     backend = ModelBackend.from_dir(member_dir(member.model_id, config.zoo),

@@ -43,6 +43,8 @@ def main(
     seed: int = 0,
     n_eval: int = 200,
     threads: int = 1,
+    rows_ablation: bool = typer.Option(
+        False, help="Add a run with the embedding rows frozen (LoRA on the linear layers only)."),
 ) -> None:
     torch.set_num_threads(threads)
     specs = {s.name: s for s in DEFAULT_ZOO}
@@ -55,6 +57,9 @@ def main(
         f"replay (λ={cfg.replay_weight:g})": cfg,
         "no replay (λ=0)": replace(cfg, replay_weight=0.0),
     }
+    if rows_ablation:
+        configs[f"replay (λ={cfg.replay_weight:g}), embedding rows frozen"] = replace(
+            cfg, train_token_rows=False)
     with tempfile.TemporaryDirectory() as tmp:
         runs = {
             label: kd_experiment(student, teacher, gap, own, c, Path(tmp), n_eval=n_eval, seed=seed)

@@ -40,15 +40,36 @@ class AuditReport:
         return not self.divergences
 
 
+class AuditError(RuntimeError):
+    """The audit cannot run as asked; the message says what to do."""
+
+
+def run_config(con: duckdb.DuckDBPyConnection) -> SystemConfig:
+    """The configuration the run announced in its log (RunConfigured)."""
+    found = con.execute(
+        "SELECT data->>'config' FROM events WHERE type = 'RunConfigured' LIMIT 1").fetchone()
+    if found is None:
+        raise AuditError("the log holds no RunConfigured event (a run older than the audit, or "
+                         "no traffic source): pass the run's configuration with --config")
+    return SystemConfig.model_validate_json(found[0])
+
+
 def audit(
     db: Path, until_cycle: int | None = None, config: SystemConfig | None = None
 ) -> AuditReport:
-    """Check every pure agent against the archive in `db` (read-only), built from `config`."""
+    """Check every pure agent against the archive in `db` (read-only), each rebuilt from the
+    configuration the run logged (or `config`, which overrides it). An agent that cannot be
+    rebuilt fails the audit loudly instead of being skipped."""
     con = duckdb.connect(str(db), read_only=True)
     try:
+        try:
+            policies = pure_policies(config or run_config(con))
+        except (OSError, ValueError) as exc:
+            raise AuditError(f"cannot rebuild the agents from the run's configuration: {exc}"
+                             ) from exc
         checked: dict[str, int] = {}
         divergences: list[Divergence] = []
-        for name, policy in sorted(pure_policies(config or SystemConfig()).items()):
+        for name, policy in sorted(policies.items()):
             spec = AGENTS[name]
             cond = "" if until_cycle is None else f" AND (cycle IS NULL OR cycle <= {until_cycle})"
             inputs = con.execute(  # cycle by cycle: all of cycle c-1 before any of cycle c;

@@ -229,17 +229,27 @@ def audit(
         None
     ),
     config: Annotated[Path | None, typer.Option(
-        envvar="SLEEPWAKE_CONFIG", help="The run's JSON configuration (the policies' settings).")
+        envvar="SLEEPWAKE_CONFIG", help="Override the configuration the run logged "
+        "(RunConfigured) with this JSON file.")
     ] = None,
 ) -> None:
-    """Re-run each pure agent's policy over the archived log; exit 1 on any divergence."""
-    from agents.config import load_config
+    """Re-run each pure agent's policy over the archived log; exit 1 on any divergence.
+
+    Every agent is rebuilt from the configuration the run announced in its log; an agent
+    that cannot be rebuilt (a zoo folder that is gone) is an error, never silently skipped.
+    """
+    from agents.config import ConfigError, load_config
+    from cli.audit import AuditError
     from cli.audit import audit as run_audit
 
     if not db.exists():
         typer.echo(f"error: {db} not found: pass the projector's file with --db", err=True)
         raise typer.Exit(2)
-    report = run_audit(db, until_cycle, load_config(config))
+    try:
+        report = run_audit(db, until_cycle, load_config(config) if config else None)
+    except (AuditError, ConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     for agent, n in report.checked.items():
         typer.echo(f"{agent:16} {n} inputs re-decided")
     for divergence in report.divergences:

@@ -21,8 +21,9 @@ from agents.registry import cohort_of, make_gateway, make_worker, pure_policies
 from projections.projector import projector_on
 from runtime.stack import Part, Stack, running
 
-METRICS = ("SELECT cycle, queries, graded, accuracy, escalation_rate, cost_per_query, "
-           "cost_with_shadow, confidence_variance FROM cycle_metrics ORDER BY cycle")
+METRICS = ("SELECT cycle, queries, graded, accuracy, escalation_rate, router_cost_per_query, "
+           "cost_per_query, cost_with_shadow, confidence_variance FROM cycle_metrics "
+           "ORDER BY cycle")
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,13 @@ async def until_graded(stack: Stack, traffic: TrafficConfig, timeout: float,
 
 
 def render(report: ServeReport) -> str:
-    head = ("| cycle | queries | accuracy | escalation rate | cost/query | "
-            "cost/query incl. shadow | conf. variance |\n|---:|---:|---:|---:|---:|---:|---:|")
+    head = ("| cycle | queries | accuracy | escalation rate | router cost/query | cost/query | "
+            "cost/query incl. shadow | conf. variance |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
-    for cycle, n, _, acc, esc, cost, cost_all, var in report.cycles:
-        lines.append(f"| {cycle} | {n} | {acc:.3f} | {esc:.3f} | {cost:.3f} | {cost_all:.3f} | "
-                     f"{(var or 0):.2e} |")
+    for cycle, n, _, acc, esc, router, cost, cost_all, var in report.cycles:
+        lines.append(f"| {cycle} | {n} | {acc:.3f} | {esc:.3f} | {router:.2e} | {cost:.3f} | "
+                     f"{cost_all:.3f} | {(var or 0):.2e} |")
     return "\n".join(lines)
 
 

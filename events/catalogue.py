@@ -6,6 +6,7 @@ from events import control, proof, serving
 from events.envelope import Payload
 
 PAYLOADS: tuple[type[Payload], ...] = (
+    serving.RunConfigured,
     serving.CycleOpened,
     serving.QueryReceived,
     serving.QueryRouted,

@@ -50,6 +50,9 @@ class QueryReceived(Payload):
         default="", description="L2-normalised sentence embedding, float16 little-endian base64."
     )
     task: TaskRef | None = Field(default=None, description="Benchmark origin; None for users.")
+    router_cost: float = Field(
+        default=0.0, ge=0, description="Normalised cost of embedding this query for the router "
+        "(always-top = 1.00): counted in the query's serving cost.")
     shadow: bool = Field(default=False, description="Also answered by the upper tier and peers.")
 
 
@@ -142,3 +145,12 @@ class CycleGraded(Payload):
     queries: int = Field(ge=0, description="Queries of the cycle, all settled.", examples=[64])
     grades: int = Field(ge=0, description="ResponseGraded events of the cycle (final and "
                         "per answer).", examples=[130])
+
+
+class RunConfigured(Payload):
+    """The run's whole configuration, emitted once by the traffic source when a run starts,
+    so the log alone rebuilds every agent (the audit reads it instead of being told)."""
+
+    TYPE = "RunConfigured"
+    config: str = Field(description="The run configuration as JSON (agents.config).",
+                        examples=['{"traffic": {"seed": 0}}'], max_length=16_384)

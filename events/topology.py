@@ -55,7 +55,7 @@ def dead_letter_of(topic: str) -> str:
 
 SYSTEM: tuple[AgentSpec, ...] = (
     AgentSpec(
-        "gateway", (serving.CycleOpened, serving.QueryReceived),
+        "gateway", (serving.RunConfigured, serving.CycleOpened, serving.QueryReceived),
         ("gateway", "grader", "envelope_broker"),
         "Traffic source: opens cycles (announcing their size) and publishes queries.",
     ),

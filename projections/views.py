@@ -60,11 +60,11 @@ def _serving(name: str, columns: str, key: str, source_type: str, select: str) -
 Q_RECEIVED = _serving(
     "q_received",
     "query_id VARCHAR, cycle INTEGER, text VARCHAR, family VARCHAR, level VARCHAR, "
-    "shadow BOOLEAN",
+    "shadow BOOLEAN, router_cost DOUBLE",
     "query_id", "QueryReceived",
     "data->>'query_id', CAST(data->>'cycle' AS INTEGER), data->>'text', "
     "data->'task'->>'family', data->'task'->>'level', "
-    "CAST(data->>'shadow' AS BOOLEAN)",
+    "CAST(data->>'shadow' AS BOOLEAN), coalesce(CAST(data->>'router_cost' AS DOUBLE), 0)",
 )
 Q_ROUTES = _serving(
     "q_routes",
@@ -114,8 +114,12 @@ DERIVED = (
              WHERE e.query_id = r.query_id) AS escalated_from,
            a.model_id AS final_model, a.tier AS final_tier, ans.answer AS final_answer,
            g.quality, g.success, a.p_success,
+           r.router_cost::DECIMAL(38, 12) AS router_cost,
            (SELECT sum(x.cost_norm::DECIMAL(38, 12)) FROM q_answers x
-             WHERE x.query_id = r.query_id AND NOT x.shadow) AS cost,
+             WHERE x.query_id = r.query_id AND NOT x.shadow) AS model_cost,
+           (SELECT sum(x.cost_norm::DECIMAL(38, 12)) FROM q_answers x
+             WHERE x.query_id = r.query_id AND NOT x.shadow)
+             + r.router_cost::DECIMAL(38, 12) AS cost,
            (SELECT coalesce(sum(x.cost_norm::DECIMAL(38, 12)), 0) FROM q_answers x
              WHERE x.query_id = r.query_id AND x.shadow) AS shadow_cost,
            ans.confidence::DECIMAL(38, 12) AS confidence
@@ -132,6 +136,7 @@ DERIVED = (
            (sum(CAST(success AS INTEGER)) / count(success))::DOUBLE AS accuracy,
            (sum(CAST(len(coalesce(escalated_from, [])) > 0 AS INTEGER)) / count(*))::DOUBLE
                AS escalation_rate,
+           (sum(router_cost) / count(cost))::DOUBLE AS router_cost_per_query,
            (sum(cost) / count(cost))::DOUBLE AS cost_per_query,
            (sum(cost + shadow_cost) / count(cost))::DOUBLE AS cost_with_shadow,
            ((sum(confidence * confidence) - sum(confidence) * sum(confidence)

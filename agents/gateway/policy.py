@@ -16,12 +16,13 @@ from typing import Literal
 
 import numpy as np
 
-from events.serving import CycleGraded, CycleOpened, QueryReceived, TaskRef
+from events.serving import CycleGraded, CycleOpened, QueryReceived, RunConfigured, TaskRef
 from events.vectors import encode_vector
 from modelcore.tasks import Task
 from runtime.policy import AnyEnvelope, Emit, Policy
 
 Embed = Callable[[Sequence[str]], np.ndarray]
+RouterCost = Callable[[str], float]  # normalised cost of embedding one query
 Draw = Callable[[int, int], list[Task]]  # (cycle, n) -> tasks
 
 
@@ -49,7 +50,12 @@ def is_shadow(seed: int, qid: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def open_cycle(t: Traffic, draw: Draw, embed: Embed, cycle: int) -> list[Emit]:
+def _free(text: str) -> float:
+    return 0.0
+
+
+def open_cycle(t: Traffic, draw: Draw, embed: Embed, cycle: int,
+               router_cost: RouterCost = _free) -> list[Emit]:
     """A cycle's opening and its queries; ids keyed by what they are (reproducible)."""
     tasks = draw(cycle, t.queries_per_cycle)
     vectors = embed([task.prompt for task in tasks])
@@ -61,15 +67,21 @@ def open_cycle(t: Traffic, draw: Draw, embed: Embed, cycle: int) -> list[Emit]:
         emits.append(Emit(QueryReceived(
             query_id=qid, cycle=cycle, text=task.prompt, embedding=encode_vector(vec),
             task=TaskRef(family=task.family, level=task.level, seed=task.seed, index=task.index),
-            shadow=is_shadow(t.seed, qid, t.shadow),
+            shadow=is_shadow(t.seed, qid, t.shadow), router_cost=router_cost(task.prompt),
         ), subject=qid, correlationid=corr, key=f"query|{qid}"))
     return emits
 
 
-def make_policy(t: Traffic, draw: Draw, embed: Embed) -> Policy[State]:
+def make_policy(t: Traffic, draw: Draw, embed: Embed, config: str = "",
+                router_cost: RouterCost = _free) -> Policy[State]:
+    """`config` (JSON) is announced once, first, so the log names what produced it;
+    `router_cost` prices each query's embedding, which its serving cost includes."""
     def start(state: State) -> list[Emit]:
         due = range(t.cycles) if t.mode == "free" else range(1)
-        return [e for c in due if c not in state.opened for e in open_cycle(t, draw, embed, c)]
+        announce = [Emit(RunConfigured(config=config), subject="run", key="run-config")] \
+            if config and not state.opened else []
+        return announce + [e for c in due if c not in state.opened
+                           for e in open_cycle(t, draw, embed, c, router_cost)]
 
     def decide(state: State, event: AnyEnvelope) -> list[Emit]:
         g = event.data
@@ -77,7 +89,7 @@ def make_policy(t: Traffic, draw: Draw, embed: Embed) -> Policy[State]:
             return []
         nxt = g.cycle + 1
         if nxt < t.cycles and nxt not in state.opened:
-            return open_cycle(t, draw, embed, nxt)
+            return open_cycle(t, draw, embed, nxt, router_cost)
         return []
 
     def evolve(state: State, event: AnyEnvelope) -> State:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.audit import audit
+import pytest
+
+from agents.config import SystemConfig
+from cli.audit import AuditError, audit
 from events.codec import encode
 from events.envelope import derived_id, make_envelope
 from events.proof import Ping, Pong
+from events.serving import RunConfigured
 from projections.rows import Position, row
 from projections.store import Store
 from tests.spine.helpers import ping
@@ -34,13 +38,27 @@ def _store(path: Path, tamper: bool) -> Path:
 
 
 def test_honest_log_audits_clean(tmp_path: Path) -> None:
-    report = audit(_store(tmp_path / "ok.duckdb", tamper=False))
+    report = audit(_store(tmp_path / "ok.duckdb", tamper=False), config=SystemConfig())
     assert report.ok, report.divergences
     assert report.checked["pinger"] == 2 and report.checked["ponger"] == 2
 
 
 def test_tampered_decision_is_reported(tmp_path: Path) -> None:
-    report = audit(_store(tmp_path / "bad.duckdb", tamper=True))
+    report = audit(_store(tmp_path / "bad.duckdb", tamper=True), config=SystemConfig())
     by_agent = {d.agent: d.problem for d in report.divergences}
     assert by_agent["ponger"].startswith("emitted ('Pong', 'r', {'rally': 'r', 'n': 1,")
     assert by_agent["pinger"] == "emitted, policy would not"  # it followed the forged pong
+
+
+def test_the_audit_takes_the_configuration_from_the_log_or_fails_loudly(tmp_path: Path) -> None:
+    bare = _store(tmp_path / "bare.duckdb", tamper=False)
+    with pytest.raises(AuditError, match="no RunConfigured"):
+        audit(bare)
+    gone = SystemConfig(zoo=tmp_path / "no-such-zoo")
+    logged = make_envelope(RunConfigured(config=gone.model_dump_json()), source="gateway/x",
+                           subject="run")
+    store = Store(tmp_path / "gone.duckdb")
+    store.apply([row(logged, Position("sw.gateway.v1", 0, 0), encode(logged))])
+    store.close()
+    with pytest.raises(AuditError, match="cannot rebuild"):
+        audit(tmp_path / "gone.duckdb")
