@@ -45,10 +45,15 @@ class AuditError(RuntimeError):
 
 
 def run_config(con: duckdb.DuckDBPyConnection) -> SystemConfig:
-    """The configuration the run announced in its log (RunConfigured)."""
+    """The configuration the run announced in its log (RunConfigured); a log that served no
+    query needs none."""
     found = con.execute(
         "SELECT data->>'config' FROM events WHERE type = 'RunConfigured' LIMIT 1").fetchone()
     if found is None:
+        served = con.execute("SELECT count(*) FROM events WHERE type = 'QueryReceived'"
+                             ).fetchone()
+        if served is not None and served[0] == 0:
+            return SystemConfig()  # no query served (a proof run): no setting is used
         raise AuditError("the log holds no RunConfigured event (a run older than the audit, or "
                          "no traffic source): pass the run's configuration with --config")
     return SystemConfig.model_validate_json(found[0])

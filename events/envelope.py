@@ -37,7 +37,7 @@ class Payload(BaseModel):
 
     @model_validator(mode="after")
     def _bounded(self) -> Payload:
-        for name, value in self:
+        for name, value in self.__dict__.items():  # not `for ... in self`: hot path
             _check_bounded(value, name)
         return self
 
@@ -60,7 +60,7 @@ def _check_bounded(value: Any, where: str) -> None:
             _check_bounded(key, where)
             _check_bounded(item, f"{where}.{key}")
     elif isinstance(value, BaseModel):
-        for name, item in value:
+        for name, item in value.__dict__.items():
             _check_bounded(item, f"{where}.{name}")
 
 
@@ -130,7 +130,10 @@ def make_envelope(
     if id is None:
         id = uuid.uuid4() if cause is None else derived_id(source, cause.id, index)
     typed: Any = Envelope[type(data)]  # type: ignore[misc]
-    return typed(
+    # The payload is a validated model and the other fields are built here, so the envelope
+    # is assembled without validating again (the hot path of every agent's output); the
+    # receiving side validates the bytes in full.
+    return typed.model_construct(
         id=id,
         source=source,
         type=data.TYPE,

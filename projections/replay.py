@@ -21,6 +21,7 @@ from events.topology import dead_letter_of, event_topics
 from projections.rows import COLUMNS, Position, cycle_of, row
 from projections.store import Store
 from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
+from runtime.deadletters import read_dead_letter
 
 CHUNK = 20_000
 
@@ -73,12 +74,12 @@ def replay_from_kafka(
         for rec in read_log(bootstrap, [*topics, *sorted(dlqs)]):
             at = Position(rec.topic, rec.partition, rec.offset)
             bar.update()
-            if rec.topic in dlqs:
-                letters.append((DeadLetter.model_validate_json(rec.value), at))
+            if rec.topic in dlqs:  # junk there becomes a letter of its own, as live
+                letters.append((read_dead_letter(rec.value, rec, "projector"), at))
                 continue
             try:
-                event = decode(rec.value)
-            except BadEvent:
+                event = decode(rec.value, topic=rec.topic)  # the live projector's trust rule
+            except BadEvent:  # the projector dead-lettered it live: its letter is in the DLQ
                 counts["undecodable"] += 1
                 continue
             if _within(cycle_of(event.correlationid), until_cycle):

@@ -162,8 +162,9 @@ class Agent(Generic[S]):
                 out += [self.outgoing(emit, emit.event_id(self.id_source, event.id, i), event)
                         for i, emit in enumerate(emits)]
                 self.handled += 1
-                log.info("%s on %s %s: %s", self.spec.name, event.type, event.subject,
-                         describe(emits))
+                if log.isEnabledFor(logging.INFO):  # describing costs a JSON dump per emit
+                    log.info("%s on %s %s: %s", self.spec.name, event.type, event.subject,
+                             describe(emits))
             await self.send(out)
         except BaseException:
             self.state = before

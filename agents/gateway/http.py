@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,20 @@ def cohort_view(config: SystemConfig) -> CohortView:
     return CohortView(tuple(m.model_id for m in members), min(budgets))
 
 
+def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
+                                              Callable[[str], float]]:
+    """The configured router embedding and its normalised cost per query."""
+    from functools import partial
+
+    from agents.registry import cohort_of
+    from modelcore.router_embedding import embedder, router_cost
+
+    cohort = cohort_of(config)
+    top = cohort.cheapest(cohort.top_tier).params
+    name = config.traffic.embedder
+    return embedder(name), partial(router_cost, name, top_params=top)
+
+
 def _context_of(folder: Path) -> tuple[int, str]:
     """A model folder's positions (HF config.json) and prompt template (zoo metadata)."""
     from modelcore.encoding import TEMPLATE
@@ -112,6 +126,8 @@ class HttpGateway:
         self.broker = broker or make_broker(bootstrap, client_id="sleepwake-http")
         self.instance = instance or uuid.uuid4().hex[:8]
         self.traffic = config.traffic
+        # the same router embedding (and its cost) as the benchmark traffic source
+        self.embed, self.router_cost = router_of(config)
         self.cohort = cohort_view(config)
         self.limits = limits or Limits()
         self.created = int(time.time())
@@ -125,10 +141,8 @@ class HttpGateway:
                           after_startup=[self.resume], on_shutdown=[self.close])
 
     async def warm(self) -> None:
-        """Load the embedding model now, so that the first user does not wait for it."""
-        from modelcore.embeddings import embed
-
-        await asyncio.to_thread(embed, ["warm up"])
+        """Load the router's embedding now, so that the first user does not wait for it."""
+        await asyncio.to_thread(self.embed, ["warm up"])
 
     async def on_event(self, body: bytes, msg: KafkaMessage) -> None:
         """Match answers and verdicts to requests in flight. A record that does not decode is
@@ -153,13 +167,11 @@ class HttpGateway:
         Once the query has an id its publish runs to the end even if the wait is given up
         (its cycle counts on it). The request's entry in `pending` goes in either case;
         answers that come later are dropped on arrival."""
-        from modelcore.embeddings import embed
-
         async with asyncio.timeout(self.limits.timeout):
-            vector = (await asyncio.to_thread(embed, [text]))[0]
+            vector = (await asyncio.to_thread(self.embed, [text]))[0]
             self.cycles, qid, cycle = self.cycles.allot(self.instance)
             query = user_query(qid, cycle, text, encode_vector(vector), self.traffic.seed,
-                               self.traffic.shadow)
+                               self.traffic.shadow, self.router_cost(text))
             waiting = self.pending[qid] = _Waiting(asyncio.get_running_loop().create_future())
             try:
                 await asyncio.shield(self._in_background(self._publish(query)))

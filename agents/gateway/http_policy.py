@@ -315,10 +315,12 @@ def resume(size: int, logged: Iterable[tuple[str, int]]) -> tuple[Cycles, list[C
 
 
 def user_query(query_id: str, cycle: int, text: str, embedding: str, seed: int,
-               shadow_share: float) -> QueryReceived:
-    """A user's query: no task reference, shadow-sampled exactly as benchmark queries are."""
+               shadow_share: float, router_cost: float = 0.0) -> QueryReceived:
+    """A user's query: no task reference, shadow-sampled exactly as benchmark queries are,
+    with the router's cost of embedding it."""
     return QueryReceived(query_id=query_id, cycle=cycle, text=text, embedding=embedding,
-                         task=None, shadow=is_shadow(seed, query_id, shadow_share))
+                         task=None, shadow=is_shadow(seed, query_id, shadow_share),
+                         router_cost=router_cost)
 
 
 def _content_of(request: ChatRequest, answer: ResponseGenerated) -> tuple[str, str]:

@@ -1,10 +1,11 @@
 """Traffic source: opens cycles of benchmark queries, announcing each cycle's size.
 
-Lockstep (docs/design.md, 'Time, order and replay'): cycle c+1 opens only once every query
-of cycle c has its final grade in the log (the count barrier; the control phase joins it once
-the control agents exist).
-Free-running: every cycle opens at start and traffic never waits. Queries are a pure function
-of (seed, cycle): the task world draws them and the embedding model embeds them.
+Lockstep (docs/design.md, 'Time, order and replay'): cycle c+1 opens only once the grader
+has closed cycle c (`CycleGraded`: every answer of it graded, shadow ones included; the
+control phase joins it once the control agents exist). Free-running: every cycle opens at
+start and traffic never waits. Queries are a pure function of (seed, cycle): the task world
+draws them and the router's embedding embeds them (its cost travels with each query). The
+run's configuration is announced first (`RunConfigured`), so the log names what made it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from cli.audit import AuditError, audit
 from events.codec import encode
 from events.envelope import derived_id, make_envelope
 from events.proof import Ping, Pong
-from events.serving import RunConfigured
+from events.serving import QueryReceived, RunConfigured
 from projections.rows import Position, row
 from projections.store import Store
 from tests.spine.helpers import ping
@@ -51,9 +51,14 @@ def test_tampered_decision_is_reported(tmp_path: Path) -> None:
 
 
 def test_the_audit_takes_the_configuration_from_the_log_or_fails_loudly(tmp_path: Path) -> None:
-    bare = _store(tmp_path / "bare.duckdb", tamper=False)
+    assert audit(_store(tmp_path / "bare.duckdb", tamper=False)).ok  # served no query
+    served = make_envelope(QueryReceived(query_id="q", cycle=0, text="t"), source="gateway/x",
+                           subject="q")
+    store = Store(tmp_path / "served.duckdb")
+    store.apply([row(served, Position("sw.gateway.v1", 0, 0), encode(served))])
+    store.close()
     with pytest.raises(AuditError, match="no RunConfigured"):
-        audit(bare)
+        audit(tmp_path / "served.duckdb")
     gone = SystemConfig(zoo=tmp_path / "no-such-zoo")
     logged = make_envelope(RunConfigured(config=gone.model_dump_json()), source="gateway/x",
                            subject="run")
