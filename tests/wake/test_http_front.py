@@ -264,6 +264,12 @@ async def test_user_queries_are_shadow_sampled_and_graded_by_agreement(
                                f"query_id IN ({marks})", shadows)
     assert {q for q, _ in grades} == set(shadows)
     assert {m for _, m in grades} == {"agreement"}
+    # what users taught: the meta-selector's calibration is fitted from these agreement
+    # grades alone (no benchmark traffic runs here)
+    meta = stack.agents["meta_selector"].state
+    graded = {g.model_id for g in meta.graded}
+    assert meta.closure.through >= 0 and graded
+    assert graded & set(meta.evidence.calibrators)
 
 
 async def test_a_restarted_front_goes_on_after_the_cycles_in_the_log(

@@ -183,3 +183,29 @@ async def test_sigkill_of_any_agent_at_random_points_changes_nothing(
     assert report.ok, report.divergences[:5]
     assert report.checked["selector"] > 0 and report.checked["meta_selector"] > 0
     assert report.checked["grader"] > 0
+
+
+def decisions(db: Path) -> set[tuple[str, str]]:
+    """Every decision of the run, by id: routes, answers, verdicts, grades, closings."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return {(i, d) for i, d in con.execute(
+            "SELECT id::VARCHAR, data::VARCHAR FROM events WHERE type IN ('QueryRouted', "
+            "'ResponseGenerated', 'Accepted', 'Escalated', 'ResponseGraded', 'CycleGraded')"
+        ).fetchall()}
+    finally:
+        con.close()
+
+
+async def test_free_running_decides_exactly_as_lockstep(
+    uninterrupted: Path, config: SystemConfig, tmp_path: Path
+) -> None:
+    """Free-running, every cycle's queries arrive at once, while the grades of earlier cycles
+    (and their own) are still in flight; each decision still uses exactly the evidence of
+    the cycles before its own, so it equals the lockstep decision."""
+    free = config.model_copy(update={"traffic": config.traffic.model_copy(
+        update={"mode": "free"})})
+    await in_process_run(free, tmp_path / "free.duckdb")
+    want, got = decisions(uninterrupted), decisions(tmp_path / "free.duckdb")
+    assert len(want) > 8 * 3 * 3
+    assert got == want
