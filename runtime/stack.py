@@ -35,6 +35,18 @@ class Follower(Protocol):
     def close(self) -> None: ...
 
 
+async def wait_until(
+    predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
+) -> None:
+    """Poll a count barrier (never a clock-ordered one) until it holds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await asyncio.sleep(0.02)
+    except TimeoutError as exc:
+        raise TimeoutError(f"gave up after {timeout}s waiting for {what}") from exc
+
+
 #: Builds a follower on (bootstrap, shared in-memory broker or None).
 FollowerFactory = Callable[[str, KafkaBroker | None], Follower]
 
@@ -61,13 +73,7 @@ class Stack:
     async def wait_for(
         self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
     ) -> None:
-        """Poll a count barrier (never a clock-ordered one) until it holds."""
-        try:
-            async with asyncio.timeout(timeout):
-                while not predicate():
-                    await asyncio.sleep(0.02)
-        except TimeoutError as exc:
-            raise TimeoutError(f"gave up after {timeout}s waiting for {what}") from exc
+        await wait_until(predicate, timeout, what)
 
     def projected(self) -> int:
         return self.projector.applied if self.projector else 0

@@ -9,7 +9,7 @@ import pytest
 from agents.config import SystemConfig
 from cli.audit import AuditError, audit
 from events.codec import encode
-from events.envelope import derived_id, make_envelope
+from events.envelope import Payload, derived_id, make_envelope
 from events.proof import Ping, Pong
 from events.serving import QueryReceived, RunConfigured
 from projections.rows import Position, row
@@ -52,18 +52,20 @@ def test_tampered_decision_is_reported(tmp_path: Path) -> None:
 
 def test_the_audit_takes_the_configuration_from_the_log_or_fails_loudly(tmp_path: Path) -> None:
     assert audit(_store(tmp_path / "bare.duckdb", tamper=False)).ok  # served no query
-    served = make_envelope(QueryReceived(query_id="q", cycle=0, text="t"), source="gateway/x",
-                           subject="q")
-    store = Store(tmp_path / "served.duckdb")
-    store.apply([row(served, Position("sw.gateway.v1", 0, 0), encode(served))])
-    store.close()
+    served = _gateway_log(tmp_path / "served.duckdb", QueryReceived(query_id="q", cycle=0,
+                                                                    text="t"))
     with pytest.raises(AuditError, match="no RunConfigured"):
-        audit(tmp_path / "served.duckdb")
+        audit(served)
     gone = SystemConfig(zoo=tmp_path / "no-such-zoo")
-    logged = make_envelope(RunConfigured(config=gone.model_dump_json()), source="gateway/x",
-                           subject="run")
-    store = Store(tmp_path / "gone.duckdb")
-    store.apply([row(logged, Position("sw.gateway.v1", 0, 0), encode(logged))])
-    store.close()
+    logged = _gateway_log(tmp_path / "gone.duckdb", RunConfigured(config=gone.model_dump_json()))
     with pytest.raises(AuditError, match="cannot rebuild"):
-        audit(tmp_path / "gone.duckdb")
+        audit(logged)
+
+
+def _gateway_log(path: Path, data: Payload) -> Path:
+    """A projection holding one event of the traffic source."""
+    event = make_envelope(data, source="gateway/x", subject="s")
+    store = Store(path)
+    store.apply([row(event, Position("sw.gateway.v1", 0, 0), encode(event))])
+    store.close()
+    return path

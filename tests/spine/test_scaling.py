@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +24,7 @@ from runtime.admin import SecondInstanceError, live_members
 from runtime.bus import publish_event
 from runtime.embedded import EmbeddedBroker
 from runtime.shell import Agent
-from runtime.stack import running
+from runtime.stack import running, wait_until
 from tests.spine.helpers import ping
 
 pytestmark = pytest.mark.broker
@@ -33,15 +32,6 @@ pytestmark = pytest.mark.broker
 RALLIES, LIMIT, PARTITIONS = 12, 10, 3
 #: Columns that say when and where an event was written, not what it says.
 WHEN_AND_WHERE = ["time", "raw", "offset"]
-
-
-async def _until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
-                await asyncio.sleep(0.05)
-    except TimeoutError as exc:
-        raise TimeoutError(f"gave up after {timeout}s waiting for {what}") from exc
 
 
 def _assigned(agent: Agent[Any]) -> bool:
@@ -65,7 +55,7 @@ async def _proof_run(
                 await twin.broker.start()
                 pongers.append(twin)
             # every replica holds partitions before the first ping, so the split is exercised
-            await _until(lambda: all(_assigned(p) for p in pongers), 20, "replicas assigned")
+            await wait_until(lambda: all(_assigned(p) for p in pongers), 20, "replicas assigned")
             for event in first_pings:
                 await publish_event(stack.brokers[0], event)
             await stack.wait_for(lambda: stack.projected() >= 2 * RALLIES * LIMIT, timeout=20,
@@ -110,7 +100,7 @@ async def test_a_second_instance_of_a_global_agent_is_refused_until_the_first_is
     await first.prepare()
     await first.broker.start()
     try:
-        await _until(lambda: bool(live_members(kafka.bootstrap, first.group)), 10,
+        await wait_until(lambda: bool(live_members(kafka.bootstrap, first.group)), 10,
                      "the first grader joined its group")
         second = Agent("grader", GRADER, bootstrap=kafka.bootstrap)
         started = time.monotonic()
@@ -127,7 +117,7 @@ async def test_a_second_instance_of_a_global_agent_is_refused_until_the_first_is
     await third.prepare()
     await third.broker.start()
     try:
-        await _until(lambda: bool(live_members(kafka.bootstrap, third.group)), 10,
+        await wait_until(lambda: bool(live_members(kafka.bootstrap, third.group)), 10,
                      "the new grader joined its group")
     finally:
         await third.broker.stop()
