@@ -6,6 +6,7 @@ gateway embeds queries and the workers generate answers.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -62,18 +63,26 @@ def one_torch_thread() -> None:
     torch.set_num_threads(1)
 
 
-def make_gateway(config: SystemConfig) -> Policy[Any]:
+def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
+                                              Callable[[str], float]]:
+    """The configured router embedding and its normalised cost per query (the benchmark
+    traffic source and the HTTP front both embed with it)."""
     from modelcore.router_embedding import embedder, router_cost
+
+    cohort = cohort_of(config)
+    top = cohort.cheapest(cohort.top_tier).params
+    name = config.traffic.embedder
+    return embedder(name), partial(router_cost, name, top_params=top)
+
+
+def make_gateway(config: SystemConfig) -> Policy[Any]:
     from modelcore.world import TaskWorld
 
     one_torch_thread()
     t = config.traffic
-    world = TaskWorld(seed=t.seed)
-    cohort = cohort_of(config)
-    top = cohort.cheapest(cohort.top_tier).params
+    embed, cost = router_of(config)
     return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode),
-                          world.queries, embedder(t.embedder), config.model_dump_json(),
-                          partial(router_cost, t.embedder, top_params=top))
+                          TaskWorld(seed=t.seed).queries, embed, config.model_dump_json(), cost)
 
 
 def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:

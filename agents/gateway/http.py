@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,20 +71,6 @@ def cohort_view(config: SystemConfig) -> CohortView:
     return CohortView(tuple(m.model_id for m in members), min(budgets))
 
 
-def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
-                                              Callable[[str], float]]:
-    """The configured router embedding and its normalised cost per query."""
-    from functools import partial
-
-    from agents.registry import cohort_of
-    from modelcore.router_embedding import embedder, router_cost
-
-    cohort = cohort_of(config)
-    top = cohort.cheapest(cohort.top_tier).params
-    name = config.traffic.embedder
-    return embedder(name), partial(router_cost, name, top_params=top)
-
-
 def _context_of(folder: Path) -> tuple[int, str]:
     """A model folder's positions (HF config.json) and prompt template (zoo metadata)."""
     from modelcore.encoding import TEMPLATE
@@ -126,7 +112,8 @@ class HttpGateway:
         self.broker = broker or make_broker(bootstrap, client_id="sleepwake-http")
         self.instance = instance or uuid.uuid4().hex[:8]
         self.traffic = config.traffic
-        # the same router embedding (and its cost) as the benchmark traffic source
+        from agents.registry import router_of  # the traffic source's router, and its cost
+
         self.embed, self.router_cost = router_of(config)
         self.cohort = cohort_view(config)
         self.limits = limits or Limits()
