@@ -44,9 +44,10 @@ class SelectorSettings(_Frozen):
     k_max: int = Field(default=10, ge=1)
     decay: float = Field(default=0.99, gt=0, lt=1)
 
-    def policy_config(self, seed: int) -> SelectorConfig:
+    def policy_config(self, seed: int, controlled: bool = False) -> SelectorConfig:
         return SelectorConfig(w_d=self.w_d, w_c=self.w_c, epsilon=self.epsilon,
-                              k_max=self.k_max, decay=self.decay, seed=seed)
+                              k_max=self.k_max, decay=self.decay, seed=seed,
+                              controlled=controlled)
 
 
 class MetaSettings(_Frozen):
@@ -56,9 +57,61 @@ class MetaSettings(_Frozen):
     theta_default: float = Field(default=0.8, ge=0, le=1)
     prior_gain: float = Field(default=0.5, ge=-1, le=1)
 
-    def policy_config(self) -> MetaConfig:
+    def policy_config(self, controlled: bool = False) -> MetaConfig:
         return MetaConfig(lam=self.lam, delta=self.delta, theta_default=self.theta_default,
-                          prior_gain=self.prior_gain)
+                          prior_gain=self.prior_gain, controlled=controlled)
+
+
+class CartographySettings(_Frozen):
+    window_cycles: int = Field(default=6, ge=1, description="Cycles of graded queries the gap "
+                               "map clusters (a sliding window).")
+    min_cluster_size: int = Field(default=8, ge=2, description="HDBSCAN min_cluster_size.")
+    match_radius: float = Field(default=0.35, gt=0, description="A new cell keeps the id of an "
+                                "old one whose centroid is this close (else it gets a new id).")
+    prior: float = Field(default=2.0, ge=0, description="Pseudo-counts of the success-rate "
+                         "prior (toward 0.5) in cover and solvable_up.")
+
+
+class CanarySettings(_Frozen):
+    initial_share: float = Field(default=0.02, gt=0, le=1,
+                                 description="Share of target-cell traffic at canary start.")
+    cap: float = Field(default=0.5, gt=0, le=1, description="Share the doubling stops at.")
+    stable_slots: int = Field(default=2, ge=1, description="Slots at the cap before promotion.")
+    delta: float = Field(default=0.05, ge=0, lt=1, description="Largest accepted drop outside "
+                         "the target cells (offline gate and live slots).")
+    min_gain: float = Field(default=0.1, ge=0, lt=1, description="Offline gate: accuracy on "
+                            "the target cells must rise by at least this much.")
+    z: float = Field(default=1.96, gt=0, description="Wilson interval z of the live test.")
+
+
+class SleepSettings(_Frozen):
+    enabled: bool = Field(default=True, description="Run the sleep half (cartographer, "
+                          "envelope broker, trainer, canary judge); false: wake only.")
+    alpha: float = Field(default=1 / 3, gt=0, lt=1, description="Training share alpha of the "
+                         "compute budget; inference keeps 1 - alpha.")
+    budget_per_cycle: float = Field(
+        default=200_000.0, gt=0, description="B_tot: compute the cohort's hardware offers per "
+        "cycle, in units of one always-top query (the normalised cost unit).")
+    slot_cycles: int = Field(default=4, ge=1, description="Cycles one sleep slot lasts; its "
+                             "step budget is alpha·B_tot·slot_cycles over the cost of one step.")
+    target_cells: int = Field(default=3, ge=1, description="Cells (top by G) one episode "
+                              "trains on.")
+    cooldown_cycles: int = Field(default=4, ge=0, description="Cycles a member rests from "
+                                 "sleep after its episode ends.")
+    min_gap_mass: float = Field(default=0.02, ge=0, description="No envelope opens while the "
+                                "cohort's gap mass is below this.")
+    min_window: int = Field(default=192, ge=0, description="No envelope opens before the gap "
+                            "map rests on this many graded queries.")
+    adapter_store: Path = Field(default=Path("runs/adapters"), description="Content-addressed "
+                                "adapter store (a shared volume in compose).")
+    kd_rank: int = Field(default=16, ge=1)
+    kd_lr: float = Field(default=5e-3, gt=0)
+    kd_replay_weight: float = Field(default=10.0, ge=0)
+    kd_batch: int = Field(default=32, ge=1)
+    checkpoint_every: int = Field(default=100, ge=1, description="Trainer checkpoint interval "
+                                  "(steps).")
+    cartography: CartographySettings = CartographySettings()
+    canary: CanarySettings = CanarySettings()
 
 
 class SystemConfig(_Frozen):
@@ -67,6 +120,7 @@ class SystemConfig(_Frozen):
     traffic: TrafficConfig = TrafficConfig()
     selector: SelectorSettings = SelectorSettings()
     meta: MetaSettings = MetaSettings()
+    sleep: SleepSettings = SleepSettings()
 
 
 class ConfigError(ValueError):

@@ -10,8 +10,14 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
+from agents.canary_judge.policy import CanaryConfig
+from agents.canary_judge.policy import make_policy as canary_policy
+from agents.cartographer.policy import CartographyConfig
+from agents.cartographer.policy import make_policy as cartographer_policy
 from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
 from agents.config import SystemConfig
+from agents.envelope_broker.policy import BrokerConfig
+from agents.envelope_broker.policy import make_policy as broker_policy
 from agents.gateway.policy import Traffic
 from agents.gateway.policy import make_policy as gateway_policy
 from agents.grader.policy import GraderConfig
@@ -34,10 +40,57 @@ def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[st
     cohort = cohort or cohort_of(config)
     peers = len(cohort.tier(0)) + len(cohort.tier(1)) - 1  # the selector's shadow fan-out
     policies["grader"] = grader_policy(GraderConfig(shadow_peers=peers))
-    policies["selector"] = selector_policy(cohort,
-                                           config.selector.policy_config(config.traffic.seed))
-    policies["meta_selector"] = meta_policy(cohort, config.meta.policy_config())
+    sleep = config.sleep
+    policies["selector"] = selector_policy(cohort, config.selector.policy_config(
+        config.traffic.seed, controlled=sleep.enabled))
+    policies["meta_selector"] = meta_policy(cohort, config.meta.policy_config(
+        controlled=sleep.enabled))
+    if sleep.enabled:
+        policies["cartographer"] = cartographer_policy(
+            cohort, CartographyConfig(**sleep.cartography.model_dump()))
+        policies["envelope_broker"] = broker_policy(cohort, broker_config(config, cohort))
+        policies["canary_judge"] = canary_policy(CanaryConfig(**sleep.canary.model_dump()))
     return policies
+
+
+def trainer_part(config: SystemConfig) -> Part:
+    """The sleeper trainer: its policy folds the log, its runner trains in a child process."""
+    from agents.trainer.episode import EpisodeSettings
+    from agents.trainer.policy import TrainerConfig
+    from agents.trainer.policy import make_policy as trainer_policy
+    from agents.trainer.runner import TrainerAgent
+    from modelcore.zoo import ENTRY
+
+    cohort = cohort_of(config)
+    s = config.sleep
+    settings = EpisodeSettings(
+        zoo=config.zoo, store=s.adapter_store.resolve(),
+        teacher=cohort.cheapest(cohort.top_tier).model_id, unit_flops=_unit_flops(cohort),
+        max_tokens=ENTRY.max_positions, rank=s.kd_rank, lr=s.kd_lr,
+        replay_weight=s.kd_replay_weight, batch=s.kd_batch, checkpoint_every=s.checkpoint_every)
+    trainer = TrainerConfig()
+    return Part("trainer", trainer_policy(trainer),
+                build=partial(TrainerAgent, settings=settings, trainer=trainer))
+
+
+def _unit_flops(cohort: Cohort) -> float:
+    from modelcore.cost import CostScale
+
+    return CostScale.for_top(cohort.cheapest(cohort.top_tier).params).reference_flops
+
+
+def broker_config(config: SystemConfig, cohort: Cohort) -> BrokerConfig:
+    """The broker's budget in the cost unit every other figure uses (one always-top query)."""
+    from modelcore.zoo import ENTRY
+
+    s = config.sleep
+    unit = _unit_flops(cohort)
+    return BrokerConfig(alpha=s.alpha, budget_per_cycle=s.budget_per_cycle,
+                        slot_cycles=s.slot_cycles, target_cells=s.target_cells,
+                        cooldown_cycles=s.cooldown_cycles, min_gap_mass=s.min_gap_mass,
+                        min_window=s.min_window,
+                        rows_per_step=2 * s.kd_batch, max_tokens=ENTRY.max_positions,
+                        unit_flops=unit)
 
 
 def proof_parts(*names: str) -> list[Part]:
@@ -48,10 +101,14 @@ def proof_parts(*names: str) -> list[Part]:
 
 def pure_agent(name: str) -> Any:
     """The FastStream agent of one pure policy, configured by $SLEEPWAKE_CONFIG."""
-    from agents.config import load_config
+    from agents.config import ConfigError, load_config
     from runtime.shell import Agent
 
-    return Agent(name, pure_policies(load_config())[name])
+    policies = pure_policies(load_config())
+    if name not in policies:
+        raise ConfigError(f"{name} belongs to the sleep half, which this configuration turns "
+                          "off (sleep.enabled is false): enable it or do not run this agent")
+    return Agent(name, policies[name])
 
 
 def one_torch_thread() -> None:
@@ -60,7 +117,10 @@ def one_torch_thread() -> None:
     (an embedding, a confidence), which would make a run depend on its process layout."""
     import torch
 
+    from modelcore.quiet import quiet_libraries
+
     torch.set_num_threads(1)
+    quiet_libraries()
 
 
 def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
@@ -81,7 +141,8 @@ def make_gateway(config: SystemConfig) -> Policy[Any]:
     one_torch_thread()
     t = config.traffic
     embed, cost = router_of(config)
-    return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode),
+    return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode,
+                                  controlled=config.sleep.enabled),
                           TaskWorld(seed=t.seed).queries, embed, config.model_dump_json(), cost)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from kafka import KafkaConsumer, TopicPartition
 
-from agents.config import SystemConfig, TrafficConfig
+from agents.config import SleepSettings, SystemConfig, TrafficConfig
 from agents.ponger.policy import POLICY as PONGER
 from cli.serve import until_graded, wake_parts
 from events.codec import encode
@@ -181,7 +181,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     config = SystemConfig(traffic=TrafficConfig(seed=args.seed, cycles=args.cycles,
-                                                queries_per_cycle=args.queries))
+                                                queries_per_cycle=args.queries),
+                          sleep=SleepSettings(enabled=False))  # the wake bus is measured
     rows = []
     print("measuring serving (direct, then over the bus)...", file=sys.stderr)
     direct, bus = serving(config)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
-import warnings
 
 
 def setup(verbose: bool) -> None:
-    # transformers' notice about its own generate() internals says nothing a user can act on
-    warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+    from modelcore.quiet import quiet_libraries
+
+    quiet_libraries()
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -18,4 +17,3 @@ def setup(verbose: bool) -> None:
     logging.getLogger("sleepwake.faststream").setLevel(logging.WARNING)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     logging.getLogger("kafka").setLevel(logging.ERROR)
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # read when it sets up logging

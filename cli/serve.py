@@ -17,7 +17,7 @@ from tqdm import tqdm
 from agents.config import SystemConfig, TrafficConfig
 from agents.gateway.http import HttpGateway
 from agents.gateway.http_policy import Limits
-from agents.registry import cohort_of, make_gateway, make_worker, pure_policies
+from agents.registry import cohort_of, make_gateway, make_worker, pure_policies, trainer_part
 from projections.projector import projector_on
 from runtime.stack import Part, Stack, running
 
@@ -34,16 +34,20 @@ class ServeReport:
 
 
 def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
-    """Every serving agent: gateway (benchmark traffic, unless `traffic` is off), selector,
-    one worker per member, meta-selector, grader."""
+    """Every agent: gateway (benchmark traffic, unless `traffic` is off), selector, one worker
+    per member, meta-selector, grader and, with the sleep half, the gap cartographer, envelope
+    broker, sleeper trainer and canary judge."""
     cohort = cohort_of(config)
     pure = pure_policies(config, cohort)
+    sleep = ("cartographer", "envelope_broker", "canary_judge") if config.sleep.enabled else ()
     return [
         *([Part("gateway", make_gateway(config))] if traffic else []),
         Part("selector", pure["selector"]),
         *(Part("worker", make_worker(config, m, cohort), m.model_id) for m in cohort.members),
         Part("meta_selector", pure["meta_selector"]),
         Part("grader", pure["grader"]),
+        *(Part(name, pure[name]) for name in sleep),
+        *([trainer_part(config)] if config.sleep.enabled else []),
     ]
 
 
@@ -64,10 +68,17 @@ async def until_graded(stack: Stack, traffic: TrafficConfig, timeout: float,
     gateway = stack.agents["gateway"]
     with tqdm(total=total, desc="queries graded", unit="q", disable=not progress) as bar:
         async with asyncio.timeout(timeout):
-            while (done := min(total, len(gateway.state.closed) * per_cycle)) < total:
+            closed = (lambda: gateway.state.controlled) if traffic_controlled(stack) \
+                else (lambda: gateway.state.closed)
+            while (done := min(total, len(closed()) * per_cycle)) < total:
                 bar.update(done - bar.n)
                 await asyncio.sleep(0.1)
             bar.update(total - bar.n)
+
+
+def traffic_controlled(stack: Stack) -> bool:
+    """Does a cycle end with its control phase (the sleep half runs)?"""
+    return "envelope_broker" in stack.agents
 
 
 def render(report: ServeReport) -> str:

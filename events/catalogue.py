@@ -17,7 +17,6 @@ PAYLOADS: tuple[type[Payload], ...] = (
     serving.CycleGraded,
     control.ControlPhaseCompleted,
     control.GapIndexUpdated,
-    control.PrototypesUpdated,
     control.EnvelopeOpened,
     control.EnvelopeClosed,
     control.SleepStarted,

@@ -73,6 +73,16 @@ class _Verdict(_ByMember):
     theta: float = Field(description="θ_crit in force.")
 
 
+class AdapterRef(BaseModel):
+    """A LoRA adapter by content address: events carry path and hash, never weights."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cell_id: str = Field(description="The cells it was trained for ('*': one adapter for all).")
+    path: str = Field(max_length=4096, description="Where it lies in the adapter store.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class QueryRouted(_ByMember):
     """The selector's choice, with the numbers that made it (eq. 4)."""
 
@@ -85,6 +95,9 @@ class QueryRouted(_ByMember):
     explored: bool = Field(default=False, description="Chosen by ε-exploration.")
     canary: bool = Field(default=False, description="Sent to a canary version.")
     shadow: bool = Field(default=False, description="A shadow-sample answer, not served.")
+    adapter: AdapterRef | None = Field(
+        default=None, description="The adapter to answer with (the member's promoted version or "
+        "its canary); None: the base weights.")
 
 
 class ResponseGenerated(_ByMember):
@@ -130,6 +143,8 @@ class ResponseGraded(_ByMember):
     shadow: bool = Field(default=False)
     confidence: float = Field(description="The answer's raw confidence (for calibration).")
     cost_norm: float = Field(ge=0, description="The answer's normalised cost.")
+    adapter: str | None = Field(default=None, description="sha256 of the adapter that "
+                                "answered (the canary judge tells versions apart by it).")
 
 
 class CycleGraded(Payload):

@@ -61,13 +61,13 @@ SYSTEM: tuple[AgentSpec, ...] = (
     ),
     AgentSpec(
         "selector", (serving.QueryRouted,),
-        ("gateway", "grader", "envelope_broker", "trainer", "canary_judge"),
+        ("gateway", "grader", "envelope_broker"),
         "Routes each query to the member minimising w_d·d_beh + w_c·C (eq. 4).",
     ),
     AgentSpec(
         "worker", (serving.ResponseGenerated,),
-        ("selector", "meta_selector", "canary_judge"),
-        "Data plane: generates answers with each member's current adapters.",
+        ("selector", "meta_selector"),
+        "Data plane: answers with the adapter each route names (verified by sha256).",
         scaling="keyed",
     ),
     AgentSpec(
@@ -81,7 +81,7 @@ SYSTEM: tuple[AgentSpec, ...] = (
         "Scores final and shadow answers: by reference, else by agreement with the upper tier.",
     ),
     AgentSpec(
-        "cartographer", (control.GapIndexUpdated, control.PrototypesUpdated),
+        "cartographer", (control.GapIndexUpdated,),
         ("gateway", "grader"),
         "Clusters the graded window into cells (HDBSCAN) and measures gaps per cell.",
     ),
@@ -95,13 +95,13 @@ SYSTEM: tuple[AgentSpec, ...] = (
     AgentSpec(
         "trainer",
         (control.TrainingProgress, control.TrainingCompleted, control.TrainingFailed),
-        ("envelope_broker",),
+        ("envelope_broker", "gateway", "trainer"),
         "Algorithm 2: LoRA knowledge distillation from the upper tier on the gap cells.",
     ),
     AgentSpec(
         "canary_judge",
         (control.CanaryStarted, control.TrafficShifted, control.Promoted, control.RolledBack),
-        ("trainer", "grader"),
+        ("trainer", "grader", "gateway", "envelope_broker"),
         "Algorithm 4: offline gate, then doubling traffic share; promote or roll back.",
     ),
     AgentSpec("pinger", (proof.Ping,), ("ponger",), "Proof flow: pings until the rally's limit.",

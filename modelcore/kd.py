@@ -15,6 +15,7 @@ Teacher and base log-probs are computed once up front, so a step costs one stude
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import tempfile
 import threading
@@ -167,8 +168,14 @@ def distil(
     teacher_template: str | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 100,
 ) -> KDResult:
-    """Train a LoRA adapter for `student` (left untouched) and save it content-addressed."""
+    """Train a LoRA adapter for `student` (left untouched) and save it content-addressed.
+
+    With `checkpoint` (a file), the adapter, optimiser and sampler state are saved every
+    `checkpoint_every` steps and a run that finds one resumes from it: a job killed mid-way
+    ends with the same adapter bytes as one never interrupted."""
     if not examples:
         raise ValueError("distil needs at least one target example")
     torch.manual_seed(config.seed)
@@ -199,9 +206,11 @@ def distil(
     trainable = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=0.0)
     n_params = sum(p.numel() for p in base.parameters())
-    tokens, loss_val = 0, float("nan")
+    tokens, loss_val, start = 0, float("nan"), 0
+    if checkpoint is not None and checkpoint.exists():
+        start, tokens, loss_val = _resume(checkpoint, model, opt, gen)
     warmup = min(30, config.steps // 10)
-    for step in range(config.steps):
+    for step in range(start, config.steps):
         if cancel is not None and cancel.is_set():
             raise KDCancelledError(f"cancelled at step {step}/{config.steps}")
         for group in opt.param_groups:
@@ -224,8 +233,42 @@ def distil(
         loss_val = loss.item()
         if progress is not None:
             progress(step + 1, config.steps, loss_val)
+        if checkpoint is not None and (step + 1) % checkpoint_every == 0:
+            _checkpoint(checkpoint, step + 1, tokens, loss_val, model, opt, gen)
     path, sha = _save(model, Path(out_root))
     return KDResult(str(path), sha, config.steps, loss_val, training_flops(n_params, tokens), exact)
+
+
+def _trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _checkpoint(path: Path, step: int, tokens: int, loss: float, model: torch.nn.Module,
+                opt: torch.optim.Optimizer, gen: torch.Generator) -> None:
+    """Everything the loop needs to go on from `step`, written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "tokens": tokens, "loss": loss, "weights": _trainable(model),
+                "opt": opt.state_dict(), "gen": gen.get_state()}, tmp)
+    tmp.replace(path)
+
+
+def _resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+            gen: torch.Generator) -> tuple[int, int, float]:
+    saved = torch.load(path, weights_only=True)
+    model.load_state_dict(saved["weights"], strict=False)
+    opt.load_state_dict(saved["opt"])
+    gen.set_state(saved["gen"])
+    return int(saved["step"]), int(saved["tokens"]), float(saved["loss"])
+
+
+def _canonical_config(path: Path) -> None:
+    """peft writes target_modules from a set, in an order that changes with the process's
+    hash seed: sort it, so the same adapter has the same bytes (and sha256) in any process."""
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True))
 
 
 def _save(model: PeftModel, out_root: Path) -> tuple[Path, str]:
@@ -234,6 +277,7 @@ def _save(model: PeftModel, out_root: Path) -> tuple[Path, str]:
     model.peft_config["default"].base_model_name_or_path = None
     with tempfile.TemporaryDirectory(dir=out_root) as tmp:
         model.save_pretrained(tmp)
+        _canonical_config(Path(tmp) / "adapter_config.json")
         sha = dir_sha256(tmp)
         final = out_root / sha
         if not final.exists():

@@ -1,10 +1,11 @@
 """The model zoo: tiers of small Llama models on the shared character tokenizer.
 
-Entry-tier members are pretrained on different family subsets (one numeric + the string family,
-or numeric only), so the cohort has real gaps for the sleep phase to close; the top tier is the
-teacher on every family. Each member is an ordinary HF model directory, cached under a hash of
-its spec (the spec, the level definitions and the data recipe), so a changed recipe retrains
-and an unchanged one loads the shipped weights.
+Entry-tier members are pretrained on different family subsets: each lacks a family another
+member knows (the selector's work), and none knows gcd, which only the teacher learned — the
+cohort gap the sleep phase exists to close (a third of the default traffic). Each member is
+an ordinary HF model directory, cached under a hash of its spec (the spec, the level
+definitions and the data recipe), so a changed recipe retrains and an unchanged one loads the
+shipped weights.
 """
 
 from __future__ import annotations
@@ -100,8 +101,8 @@ DEFAULT_ZOO: tuple[MemberSpec, ...] = (
         "top-teacher", 1, tuple(FAMILIES), TOP, steps=12000, seed=4, examples_per_cell=20000
     ),
     MemberSpec("l0-chain-rev", 0, ("chain", "reverse"), ENTRY, steps=3500, seed=1),
-    MemberSpec("l0-chain-gcd", 0, ("chain", "gcd"), ENTRY, steps=3500, seed=2),
-    MemberSpec("l0-gcd-rev", 0, ("gcd", "reverse"), ENTRY, steps=3500, seed=3),
+    MemberSpec("l0-chain", 0, ("chain",), ENTRY, steps=3500, seed=2),
+    MemberSpec("l0-rev", 0, ("reverse",), ENTRY, steps=3500, seed=3),
 )
 
 

@@ -53,7 +53,7 @@ def _serving(name: str, columns: str, key: str, source_type: str, select: str) -
         name,
         f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))",
         (f"INSERT INTO {name} SELECT {select} FROM new_events "
-         f"WHERE type = '{source_type}' ON CONFLICT DO NOTHING",),
+         f"WHERE type IN ('{source_type}') ON CONFLICT DO NOTHING",),
     )
 
 
@@ -105,6 +105,111 @@ Q_GRADES = _serving(
     "CAST(data->>'success' AS BOOLEAN), data->>'method'",
 )
 
+# The sleep half: gap history, envelopes, training runs, canary steps, member states.
+GAP_CELLS = View(
+    "gap_cells",
+    """CREATE TABLE IF NOT EXISTS gap_cells (
+        cycle INTEGER, tier INTEGER, cell_id VARCHAR, size INTEGER, demand DOUBLE,
+        cover DOUBLE, solvable_up DOUBLE, gap DOUBLE, radius DOUBLE, centroid VARCHAR,
+        PRIMARY KEY (cycle, tier, cell_id))""",
+    ("""INSERT INTO gap_cells
+        SELECT CAST(data->>'cycle' AS INTEGER), CAST(data->>'tier' AS INTEGER),
+               c->>'cell_id', CAST(c->>'size' AS INTEGER), CAST(c->>'demand' AS DOUBLE),
+               CAST(c->>'cover' AS DOUBLE), CAST(c->>'solvable_up' AS DOUBLE),
+               CAST(c->>'gap' AS DOUBLE), CAST(c->>'radius' AS DOUBLE), c->>'centroid'
+        FROM (SELECT data, unnest(CAST(data->'cells' AS JSON[])) AS c FROM new_events
+              WHERE type = 'GapIndexUpdated')
+        ON CONFLICT DO NOTHING""",),
+)
+GAP_MAPS = _serving(
+    "gap_maps",
+    "cycle INTEGER, tier INTEGER, gap_mass DOUBLE, cells INTEGER, window_size INTEGER, "
+    "noise DOUBLE, ari DOUBLE, hardness JSON",
+    "cycle, tier", "GapIndexUpdated",
+    "CAST(data->>'cycle' AS INTEGER), CAST(data->>'tier' AS INTEGER), "
+    "CAST(data->>'gap_mass' AS DOUBLE), json_array_length(data->'cells'), "
+    "CAST(data->>'window' AS INTEGER), CAST(data->>'noise' AS DOUBLE), "
+    "CAST(data->>'ari' AS DOUBLE), data->'hardness'",
+)
+ENVELOPES = View(
+    "envelopes",
+    """CREATE TABLE IF NOT EXISTS envelopes (
+        envelope_id VARCHAR PRIMARY KEY, tier INTEGER, opened INTEGER, closed INTEGER,
+        reason VARCHAR, train_reserved DOUBLE, infer_reserved DOUBLE, model_id VARCHAR,
+        due_cycle INTEGER, step_budget INTEGER, hardness DOUBLE, target_cells JSON)""",
+    ("""INSERT INTO envelopes (envelope_id, tier, opened, train_reserved, infer_reserved)
+        SELECT data->>'envelope_id', CAST(data->>'tier' AS INTEGER),
+               CAST(data->>'cycle' AS INTEGER), CAST(data->>'train_reserved' AS DOUBLE),
+               CAST(data->>'infer_reserved' AS DOUBLE)
+        FROM new_events WHERE type = 'EnvelopeOpened'
+        ON CONFLICT DO UPDATE SET tier = excluded.tier, opened = excluded.opened,
+            train_reserved = excluded.train_reserved, infer_reserved = excluded.infer_reserved""",
+     """INSERT INTO envelopes (envelope_id, model_id, due_cycle, step_budget, hardness,
+                              target_cells)
+        SELECT data->>'envelope_id', data->>'model_id', CAST(data->>'due_cycle' AS INTEGER),
+               CAST(data->>'step_budget' AS INTEGER), CAST(data->>'hardness' AS DOUBLE),
+               data->'target_cells'
+        FROM new_events WHERE type = 'SleepStarted'
+        ON CONFLICT DO UPDATE SET model_id = excluded.model_id,
+            due_cycle = excluded.due_cycle, step_budget = excluded.step_budget,
+            hardness = excluded.hardness, target_cells = excluded.target_cells""",
+     """INSERT INTO envelopes (envelope_id, closed, reason)
+        SELECT data->>'envelope_id', CAST(data->>'cycle' AS INTEGER), data->>'reason'
+        FROM new_events WHERE type = 'EnvelopeClosed'
+        ON CONFLICT DO UPDATE SET closed = excluded.closed, reason = excluded.reason"""),
+)
+TRAINING_RUNS = View(
+    "training_runs",
+    """CREATE TABLE IF NOT EXISTS training_runs (
+        envelope_id VARCHAR PRIMARY KEY, model_id VARCHAR, due_cycle INTEGER, outcome VARCHAR,
+        version INTEGER, steps INTEGER, train_flops DOUBLE, examples INTEGER, adapter VARCHAR,
+        curve JSON, gate JSON, reason VARCHAR)""",
+    ("""INSERT INTO training_runs
+        SELECT data->>'envelope_id', data->>'model_id', CAST(data->>'cycle' AS INTEGER),
+               CASE type WHEN 'TrainingCompleted' THEN 'completed' ELSE 'failed' END,
+               CAST(data->>'version' AS INTEGER), CAST(data->>'steps' AS INTEGER),
+               CAST(data->>'train_flops' AS DOUBLE), CAST(data->>'examples' AS INTEGER),
+               data->'adapters'->0->>'sha256', data->'curve', data->'gate', data->>'reason'
+        FROM new_events WHERE type IN ('TrainingCompleted', 'TrainingFailed')
+        ON CONFLICT DO NOTHING""",),
+)
+TRAINING_PROGRESS = _serving(
+    "training_progress", "envelope_id VARCHAR, step INTEGER, steps INTEGER, loss DOUBLE",
+    "envelope_id, step", "TrainingProgress",
+    "data->>'envelope_id', CAST(data->>'step' AS INTEGER), CAST(data->>'steps' AS INTEGER), "
+    "CAST(data->>'loss' AS DOUBLE)",
+)
+CANARY_STEPS = _serving(
+    "canary_steps",
+    "envelope_id VARCHAR, cycle INTEGER, model_id VARCHAR, version INTEGER, step VARCHAR, "
+    "share DOUBLE, target_delta DOUBLE, outside_delta DOUBLE, reason VARCHAR",
+    "envelope_id, cycle", "CanaryStarted', 'TrafficShifted', 'Promoted', 'RolledBack",
+    "data->>'envelope_id', CAST(data->>'cycle' AS INTEGER), data->>'model_id', "
+    "CAST(data->>'version' AS INTEGER), type, CAST(data->>'share' AS DOUBLE), "
+    "coalesce(CAST(data->>'target_delta' AS DOUBLE), CAST(data->>'gate_target_delta' AS DOUBLE)), "
+    "coalesce(CAST(data->>'outside_delta' AS DOUBLE), "
+    "CAST(data->>'gate_outside_delta' AS DOUBLE)), data->>'reason'",
+)
+MEMBER_STATES = View(
+    "member_states",
+    """CREATE TABLE IF NOT EXISTS member_states (
+        cycle INTEGER, model_id VARCHAR, state VARCHAR, version INTEGER, adapter VARCHAR,
+        PRIMARY KEY (cycle, model_id))""",
+    ("""INSERT INTO member_states
+        SELECT CAST(e.data->>'cycle' AS INTEGER), m.key, m.value->>'state',
+               CAST(m.value->>'version' AS INTEGER), m.value->'adapter'->>'sha256'
+        FROM new_events e, json_each(e.data->'members') m
+        WHERE e.type = 'ControlPhaseCompleted'
+        ON CONFLICT DO NOTHING""",),
+)
+CONTROL_BUDGET = _serving(
+    "control_budget", "cycle INTEGER, budget_total DOUBLE, train_used DOUBLE, "
+    "infer_reserved DOUBLE, canaries INTEGER", "cycle", "ControlPhaseCompleted",
+    "CAST(data->>'cycle' AS INTEGER), CAST(data->>'budget_total' AS DOUBLE), "
+    "CAST(data->>'train_used' AS DOUBLE), CAST(data->>'infer_reserved' AS DOUBLE), "
+    "json_array_length(data->'canaries')",
+)
+
 #: Derived views (SQL VIEWs over the tables above: always consistent, never written).
 DERIVED = (
     """CREATE OR REPLACE VIEW queries AS
@@ -147,4 +252,6 @@ DERIVED = (
 
 VIEWS: tuple[View, ...] = (
     EVENT_COUNTS, RALLIES, Q_RECEIVED, Q_ROUTES, Q_ANSWERS, Q_ACCEPTED, Q_ESCALATED, Q_GRADES,
+    GAP_CELLS, GAP_MAPS, ENVELOPES, TRAINING_RUNS, TRAINING_PROGRESS, CANARY_STEPS,
+    MEMBER_STATES, CONTROL_BUDGET,
 )

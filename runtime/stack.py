@@ -58,6 +58,11 @@ class Part:
     name: str
     policy: Policy[Any]
     instance: str | None = None
+    #: Builds the agent (same arguments as `Agent`) when it needs more than the shell.
+    build: Callable[..., Agent[Any]] | None = None
+
+    def agent(self, **kwargs: Any) -> Agent[Any]:
+        return (self.build or Agent)(self.name, self.policy, instance=self.instance, **kwargs)
 
     @property
     def key(self) -> str:
@@ -103,8 +108,7 @@ async def running(
     """Start agents (and the follower, if any) against a real broker; stop them on exit."""
     await asyncio.to_thread(ensure_topics, bootstrap, partitions)
     stack = Stack(
-        agents={p.key: Agent(p.name, p.policy, bootstrap=bootstrap, instance=p.instance)
-                for p in parts},
+        agents={p.key: p.agent(bootstrap=bootstrap) for p in parts},
         projector=follower(bootstrap, None) if follower is not None else None,
     )
     members: list[Any] = [*stack.agents.values(), *([stack.projector] if stack.projector else [])]
@@ -129,8 +133,7 @@ async def in_memory(
     """The same stack on FastStream's in-memory TestKafkaBroker (unit tests only: no log)."""
     broker = make_broker("memory")
     stack = Stack(
-        agents={p.key: Agent(p.name, p.policy, bootstrap="memory", broker=broker,
-                             instance=p.instance) for p in parts},
+        agents={p.key: p.agent(bootstrap="memory", broker=broker) for p in parts},
         projector=follower("memory", broker) if follower is not None else None,
     )
     try:

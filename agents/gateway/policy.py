@@ -1,11 +1,13 @@
 """Traffic source: opens cycles of benchmark queries, announcing each cycle's size.
 
-Lockstep (docs/design.md, 'Time, order and replay'): cycle c+1 opens only once the grader
-has closed cycle c (`CycleGraded`: every answer of it graded, shadow ones included; the
-control phase joins it once the control agents exist). Free-running: every cycle opens at
-start and traffic never waits. Queries are a pure function of (seed, cycle): the task world
-draws them and the router's embedding embeds them (its cost travels with each query). The
-run's configuration is announced first (`RunConfigured`), so the log names what made it.
+Lockstep (docs/design.md, 'Time, order and replay'): cycle c+1 opens only once cycle c is
+closed: by the grader (`CycleGraded`: every answer of it graded, shadow ones included) or,
+with the sleep half running, by the envelope broker (`ControlPhaseCompleted`, which comes
+after the grading, the gap map and every training and canary verdict due at c).
+Free-running: every cycle opens at start and traffic never waits. Queries are a pure
+function of (seed, cycle): the task world draws them and the router's embedding embeds them
+(its cost travels with each query). The run's configuration is announced first
+(`RunConfigured`), so the log names what made it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Literal
 
 import numpy as np
 
+from events.control import ControlPhaseCompleted
 from events.serving import CycleGraded, CycleOpened, QueryReceived, RunConfigured, TaskRef
 from events.vectors import encode_vector
 from modelcore.tasks import Task
@@ -34,12 +37,14 @@ class Traffic:
     queries_per_cycle: int
     shadow: float
     mode: Literal["lockstep", "free"]
+    controlled: bool = False  # the sleep half runs: a cycle ends with its control phase
 
 
 @dataclass(frozen=True)
 class State:
     opened: frozenset[int] = frozenset()
     closed: frozenset[int] = frozenset()  # cycles the grader closed (CycleGraded)
+    controlled: frozenset[int] = frozenset()  # cycles whose control phase is in
 
 
 def query_id(cycle: int, i: int) -> str:
@@ -84,9 +89,11 @@ def make_policy(t: Traffic, draw: Draw, embed: Embed, config: str = "",
         return announce + [e for c in due if c not in state.opened
                            for e in open_cycle(t, draw, embed, c, router_cost)]
 
+    closing = ControlPhaseCompleted if t.controlled else CycleGraded
+
     def decide(state: State, event: AnyEnvelope) -> list[Emit]:
         g = event.data
-        if t.mode != "lockstep" or not isinstance(g, CycleGraded):
+        if t.mode != "lockstep" or not isinstance(g, closing):
             return []
         nxt = g.cycle + 1
         if nxt < t.cycles and nxt not in state.opened:
@@ -99,8 +106,10 @@ def make_policy(t: Traffic, draw: Draw, embed: Embed, config: str = "",
             return replace(state, opened=state.opened | {data.cycle})
         if isinstance(data, CycleGraded):
             state = replace(state, closed=state.closed | {data.cycle})
-            if t.mode == "lockstep":  # it opened the next one just now
-                state = replace(state, opened=state.opened | {data.cycle + 1})
+        if isinstance(data, ControlPhaseCompleted):
+            state = replace(state, controlled=state.controlled | {data.cycle})
+        if isinstance(data, closing) and t.mode == "lockstep":  # it opened the next one now
+            state = replace(state, opened=state.opened | {data.cycle + 1})
         return state
 
     return Policy(initial=State(), decide=decide, evolve=evolve, start=start)

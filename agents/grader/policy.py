@@ -92,7 +92,7 @@ def graded(q: QueryReceived, r: ResponseGenerated, g: Grade, final: bool) -> Emi
     return Emit(ResponseGraded(
         query_id=q.query_id, cycle=q.cycle, model_id=r.model_id, tier=r.tier,
         quality=g.quality, success=g.success, method=g.method, final=final, shadow=r.shadow,
-        confidence=r.confidence, cost_norm=r.cost_norm,
+        confidence=r.confidence, cost_norm=r.cost_norm, adapter=r.adapter,
     ), subject=q.query_id, correlationid=f"cycle-{q.cycle}",
         key=f"graded|{q.query_id}|{r.model_id}|{final}|{r.shadow}")
 

@@ -43,6 +43,7 @@ class MetaConfig:
     cell_radius: float = 0.8
     history: int = 1000  # graded answers per member the calibration uses (most recent)
     history_cycles: int = 30  # cycles of graded rows kept
+    controlled: bool = False  # the sleep half runs: cycle c also waits for the gap map of c-1
 
 
 def _empty() -> MappingProxyType[Any, Any]:
@@ -57,24 +58,39 @@ class State:
                                                              theta_default=0.8))
     graded: tuple[Graded, ...] = ()
     gaps: tuple[GapIndexUpdated, ...] = ()
+    fitted: int = -1  # the evidence holds every cycle ≤ fitted (what cycle fitted+1 needs)
     queries: MappingProxyType[str, QueryReceived] = field(default_factory=_empty)
     #: Served answers not judged yet: their query or their evidence has not arrived.
     waiting: MappingProxyType[str, tuple[ResponseGenerated, ...]] = field(default_factory=_empty)
 
 
-def refit(state: State, closure: Closure, cfg: MetaConfig) -> State:
-    """Evidence of every cycle up to `closure.through`; rows and queries of closed cycles
-    beyond what the evidence keeps are forgotten (memory bounded by cycles, not arrivals)."""
-    if closure.through == state.closure.through:
-        return replace(state, closure=closure)
+def _gaps_through(cohort: Cohort, state: State) -> int:
+    """Last cycle up to which every cohort's gap map is in."""
+    tiers = {t for t in {m.tier for m in cohort.members} if t < cohort.top_tier}
+    have = {(g.cycle, g.tier) for g in state.gaps}
+    through = state.fitted
+    while all((through + 1, t) in have for t in tiers):
+        through += 1
+    return through
+
+
+def refit(cohort: Cohort, state: State, closure: Closure, cfg: MetaConfig) -> State:
+    """Evidence of every cycle up to the closed one (and, with the sleep half, up to the last
+    gap map in); rows and queries of closed cycles beyond what the evidence keeps are
+    forgotten (memory bounded by cycles, not arrivals)."""
+    state = replace(state, closure=closure)
     through = closure.through
+    if cfg.controlled:
+        through = min(through, _gaps_through(cohort, state))
+    if through <= state.fitted:
+        return state
     graded = tuple(g for g in state.graded if g.cycle > through - cfg.history_cycles)
     evidence = build(
         (g for g in graded if g.cycle <= through), (g for g in state.gaps if g.cycle <= through),
         history=cfg.history, delta=cfg.delta, theta_default=cfg.theta_default,
     )
-    queries = {k: q for k, q in state.queries.items() if q.cycle > through}
-    return replace(state, closure=closure, evidence=evidence, graded=graded,
+    queries = {k: q for k, q in state.queries.items() if q.cycle > closure.through}
+    return replace(state, fitted=through, evidence=evidence, graded=graded,
                    queries=MappingProxyType(queries))
 
 
@@ -117,7 +133,7 @@ def _judge_ready(cohort: Cohort, cfg: MetaConfig, state: State, qids: list[str]
     for qid in qids:
         q = state.queries.get(qid)
         responses = waiting.get(qid, ())
-        if q is None or not responses or not state.closure.ready(q.cycle):
+        if q is None or not responses or state.fitted < q.cycle - 1:
             continue
         for r in responses:
             emits.append(Emit(judge(cohort, cfg, state.evidence, r, q), subject=r.query_id,
@@ -129,9 +145,9 @@ def _judge_ready(cohort: Cohort, cfg: MetaConfig, state: State, qids: list[str]
 
 def _closed(cohort: Cohort, cfg: MetaConfig, state: State, closure: Closure
             ) -> tuple[list[Emit], State]:
-    before = state.closure.through
-    state = refit(state, closure, cfg)
-    if state.closure.through == before:
+    before = state.fitted
+    state = refit(cohort, state, closure, cfg)
+    if state.fitted == before:
         return [], state
     return _judge_ready(cohort, cfg, state, sorted(state.waiting))
 
@@ -164,7 +180,10 @@ def step(cohort: Cohort, cfg: MetaConfig, state: State, event: AnyEnvelope
         return _closed(cohort, cfg, state, state.closure.with_closed(
             data.cycle, data.grades, data.queries))
     if isinstance(data, GapIndexUpdated):
-        return [], replace(state, gaps=(*state.gaps, data)[-8:])
+        if data.cycle <= state.fitted:
+            return [], state
+        gaps = tuple(sorted((*state.gaps, data), key=lambda g: (g.cycle, g.tier)))[-8:]
+        return _closed(cohort, cfg, replace(state, gaps=gaps), state.closure)
     return [], state
 
 

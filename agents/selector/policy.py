@@ -1,6 +1,6 @@
 """Selector: route each query to M* = argmin w_d·d_beh(x, M) + w_c·C(M) (eq. 4).
 
-Candidates are the entry-tier members that are WORKING (never a SLEEPING one); with
+Candidates are the entry-tier members that serve (never a SLEEPING one); with
 probability ε a uniformly random candidate is explored instead, drawn from a generator
 seeded by (seed, query id) so the choice is a function of the log. Shadow queries are also
 routed to every other entry member and to the next tier, so cover and solvable_up are
@@ -9,8 +9,10 @@ measured where nothing was escalated. Prototypes are built here from graded succ
 Determinism and no label leak: a query of cycle c is routed with the prototypes of the
 successes of cycles < c only, absorbed in a fixed order (cycle, query, model) once the grader
 has closed each cycle (agents.cycles); a query that arrives before the previous cycle is
-closed waits. So the decision depends neither on how the grader's and the gateway's topics
-interleave here nor on any grade of its own cycle.
+closed waits. With the sleep half running it also waits for the control phase of c-1
+(`ControlPhaseCompleted`), whose member states, adapters and canary shares it is served
+with. So the decision depends neither on how the topics interleave here nor on any grade of
+its own cycle.
 """
 
 from __future__ import annotations
@@ -18,27 +20,17 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from agents.cohort import Cohort
 from agents.cycles import Closure
 from agents.selector.prototypes import Bank, distances
-from events.control import (
-    CanaryStarted,
-    Promoted,
-    RolledBack,
-    SleepStarted,
-    TrafficShifted,
-    TrainingCompleted,
-    TrainingFailed,
-)
-from events.serving import CycleGraded, QueryReceived, QueryRouted, ResponseGraded
+from events.control import CanaryView, ControlPhaseCompleted, MemberView
+from events.serving import AdapterRef, CycleGraded, QueryReceived, QueryRouted, ResponseGraded
 from events.vectors import decode_vector
 from runtime.policy import AnyEnvelope, Emit, Policy
-
-Status = Literal["WORKING", "SLEEPING"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +43,7 @@ class SelectorConfig:
     radius: float = 0.6  # a success farther than this from every centroid founds a new one
     prior_distance: float = 1.0  # d_beh of a member with no prototype yet
     seed: int = 0
+    controlled: bool = False  # the sleep half runs: wait for each cycle's control phase
 
 
 class Success(NamedTuple):
@@ -59,15 +52,6 @@ class Success(NamedTuple):
     cycle: int
     query_id: str
     model_id: str
-
-
-@dataclass(frozen=True)
-class Canary:
-    """A new version on trial: `share` of the queries in its target cells go to it."""
-
-    share: float
-    centroids: tuple[str, ...]  # encoded vectors: arrays inside frozen state break ==
-    radius: float
 
 
 def _empty() -> MappingProxyType[Any, Any]:
@@ -81,8 +65,18 @@ class State:
     pending: MappingProxyType[int, tuple[Success, ...]] = field(default_factory=_empty)
     recent: MappingProxyType[int, MappingProxyType[str, str]] = field(default_factory=_empty)
     waiting: MappingProxyType[int, tuple[QueryReceived, ...]] = field(default_factory=_empty)
-    status: MappingProxyType[str, Status] = field(default_factory=_empty)
-    canaries: MappingProxyType[str, Canary] = field(default_factory=_empty)
+    #: Control phases by cycle: cycle c is served as the phase of c-1 left it.
+    views: MappingProxyType[int, ControlPhaseCompleted] = field(default_factory=_empty)
+
+    def view(self, cycle: int) -> ControlPhaseCompleted | None:
+        return self.views.get(cycle - 1)
+
+
+def ready(cfg: SelectorConfig, state: State, cycle: int) -> bool:
+    """May queries of `cycle` be routed: evidence of every earlier cycle in, and (with the
+    sleep half) the control phase before it."""
+    return state.closure.ready(cycle) and (
+        not cfg.controlled or cycle == 0 or cycle - 1 in state.views)
 
 
 def absorb(state: State, cycle: int, cfg: SelectorConfig) -> State:
@@ -105,10 +99,15 @@ def _draw(seed: int, query_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
+def _serving(view: ControlPhaseCompleted | None, model_id: str) -> MemberView:
+    return view.members.get(model_id, MemberView()) if view else MemberView()
+
+
 def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -> QueryRouted:
     # `state` holds the evidence of every cycle before q's (the caller waited for it)
     """The routing decision for one query, with the numbers behind it."""
-    entry = [m for m in cohort.tier(0) if state.status.get(m.model_id, "WORKING") == "WORKING"]
+    view = state.view(q.cycle)
+    entry = [m for m in cohort.tier(0) if _serving(view, m.model_id).state != "SLEEPING"]
     if not entry:  # the envelope broker never sleeps a whole cohort; be safe anyway
         entry = list(cohort.tier(0))
     ids = [m.model_id for m in entry]
@@ -121,25 +120,36 @@ def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -
         pick = int(_draw(cfg.seed + 1, q.query_id) * len(entry))
     else:
         pick = min(range(len(entry)), key=lambda i: (score[i], ids[i]))
-    canary = _canary_for(state, ids, x, _draw(cfg.seed + 2, q.query_id))
+    canary = _canary_for(view, ids, x, _draw(cfg.seed + 2, q.query_id))
+    model_id = canary.model_id if canary else ids[pick]
     return QueryRouted(
-        query_id=q.query_id, cycle=q.cycle, model_id=canary or ids[pick], tier=0, text=q.text,
+        query_id=q.query_id, cycle=q.cycle, model_id=model_id, tier=0, text=q.text,
         distances={m: round(float(v), 6) for m, v in zip(ids, d, strict=True)},
         costs={m: float(c) for m, c in zip(ids, costs, strict=True)},
         explored=explored and canary is None, canary=canary is not None,
+        adapter=canary.adapter if canary else _serving(view, model_id).adapter,
     )
 
 
-def _canary_for(state: State, ids: list[str], x: np.ndarray, draw: float) -> str | None:
-    """The canary member whose target cells hold x and whose share the draw falls in."""
-    for model_id in sorted(state.canaries):
-        c = state.canaries[model_id]
-        if model_id not in ids or not c.centroids:
+def _canary_for(view: ControlPhaseCompleted | None, ids: list[str], x: np.ndarray,
+                draw: float) -> CanaryView | None:
+    """The canary whose target cells hold x and whose share the draw falls in."""
+    for c in view.canaries if view else ():
+        if c.model_id not in ids or not c.target_centroids:
             continue
-        cents = np.vstack([decode_vector(v) for v in c.centroids])
+        cents = np.vstack([decode_vector(v) for v in c.target_centroids])
         if np.linalg.norm(cents - x, axis=1).min() <= c.radius and draw < c.share:
-            return model_id
+            return c
     return None
+
+
+def _shadow_adapter(view: ControlPhaseCompleted | None, model_id: str) -> AdapterRef | None:
+    """A member on canary answers the shadow sample with its new version (the judge's
+    evidence outside the target cells); others with what they serve."""
+    for c in view.canaries if view else ():
+        if c.model_id == model_id:
+            return c.adapter
+    return _serving(view, model_id).adapter
 
 
 def routes(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -> list[Emit]:
@@ -150,25 +160,35 @@ def routes(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) 
                   key=f"route|{q.query_id}")]
     if q.shadow:
         others = [m for m in (*cohort.tier(0), *cohort.tier(1)) if m.model_id != routed.model_id]
+        view = state.view(q.cycle)
         emits += [Emit(QueryRouted(query_id=q.query_id, cycle=q.cycle, model_id=m.model_id,
-                                   tier=m.tier, text=q.text, shadow=True),
+                                   tier=m.tier, text=q.text, shadow=True,
+                                   adapter=_shadow_adapter(view, m.model_id)),
                        subject=q.query_id, correlationid=corr,
                        key=f"shadow|{q.query_id}|{m.model_id}")
                   for m in others]
     return emits
 
 
+def _release(cohort: Cohort, cfg: SelectorConfig, state: State) -> tuple[list[Emit], State]:
+    """Route the queries of every cycle that became ready, in cycle order."""
+    emits: list[Emit] = []
+    for cycle in sorted(state.waiting):
+        if not ready(cfg, state, cycle):
+            break
+        for q in state.waiting[cycle]:
+            emits += routes(cohort, cfg, state, q)
+        state = replace(state, waiting=MappingProxyType(
+            {c: v for c, v in state.waiting.items() if c != cycle}))
+    return emits, state
+
+
 def _closed(cohort: Cohort, cfg: SelectorConfig, state: State, closure: Closure
             ) -> tuple[list[Emit], State]:
     """Absorb the cycles `closure` completes, then route the queries that waited for them."""
-    emits: list[Emit] = []
     for cycle in range(state.closure.through + 1, closure.through + 1):
         state = absorb(state, cycle, cfg)
-        for q in state.waiting.get(cycle + 1, ()):
-            emits += routes(cohort, cfg, state, q)
-        state = replace(state, waiting=MappingProxyType(
-            {c: v for c, v in state.waiting.items() if c != cycle + 1}))
-    return emits, replace(state, closure=closure)
+    return _release(cohort, cfg, replace(state, closure=closure))
 
 
 def step(cohort: Cohort, cfg: SelectorConfig, state: State, event: AnyEnvelope
@@ -181,7 +201,7 @@ def step(cohort: Cohort, cfg: SelectorConfig, state: State, event: AnyEnvelope
         recent[data.cycle] = MappingProxyType(
             {**recent.get(data.cycle, {}), data.query_id: data.embedding})
         state = replace(state, recent=MappingProxyType(recent))
-        if state.closure.ready(data.cycle):
+        if ready(cfg, state, data.cycle) and data.cycle not in state.waiting:
             emits = routes(cohort, cfg, state, data)
         else:
             emits = []
@@ -200,33 +220,13 @@ def step(cohort: Cohort, cfg: SelectorConfig, state: State, event: AnyEnvelope
     if isinstance(data, CycleGraded):
         return _closed(cohort, cfg, state, state.closure.with_closed(
             data.cycle, data.grades, data.queries))
-    return [], control(state, data)
-
-
-def control(state: State, data: object) -> State:
-    """Member states and canary shares from the sleep agents' events."""
-    if isinstance(data, CanaryStarted):
-        canary = Canary(data.share, tuple(data.target_centroids), data.radius)
-        state = replace(state, canaries=MappingProxyType(
-            {**state.canaries, data.model_id: canary}))
-        return _set(state, data.model_id, "WORKING")
-    if isinstance(data, TrafficShifted) and data.model_id in state.canaries:
-        canary = replace(state.canaries[data.model_id], share=data.share)
-        return replace(state, canaries=MappingProxyType(
-            {**state.canaries, data.model_id: canary}))
-    if isinstance(data, Promoted | RolledBack):
-        canaries = {k: v for k, v in state.canaries.items() if k != data.model_id}
-        state = replace(state, canaries=MappingProxyType(canaries))
-    if isinstance(data, SleepStarted):
-        return _set(state, data.model_id, "SLEEPING")
-    if isinstance(data, TrainingCompleted | TrainingFailed | Promoted | RolledBack):
-        return _set(state, data.model_id, "WORKING")
-    return state
+    if isinstance(data, ControlPhaseCompleted) and cfg.controlled:
+        # keep the phases a waiting or future query may still be served with
+        views = {c: v for c, v in state.views.items() if c >= state.closure.through - 1}
+        state = replace(state, views=MappingProxyType({**views, data.cycle: data}))
+        return _release(cohort, cfg, state)
+    return [], state
 
 
 def make_policy(cohort: Cohort, cfg: SelectorConfig = SelectorConfig()) -> Policy[State]:
     return Policy.stepped(State(), lambda s, e: step(cohort, cfg, s, e))
-
-
-def _set(state: State, model_id: str, status: Status) -> State:
-    return replace(state, status=MappingProxyType({**state.status, model_id: status}))

@@ -1,13 +1,16 @@
 """Model worker (data plane): one member answers what is routed or escalated to it.
 
 Not a pure policy: it runs the model. It is deterministic (greedy decoding) and keeps no
-state yet; adapter events will set which adapters it serves (sleep/canary issues).
+state: each route names the adapter to answer with (the member's promoted version or its
+canary, chosen by the selector from the control phase), which is loaded from the store once
+and refused if its sha256 does not match.
 """
 
 from __future__ import annotations
 
 from agents.cohort import Member
 from events.serving import Escalated, QueryRouted, ResponseGenerated
+from modelcore.backend import AdapterRef as Stored
 from modelcore.backend import ModelBackend
 from runtime.policy import AnyEnvelope, Emit, Policy
 
@@ -29,7 +32,10 @@ def make_policy(member: Member, backend: ModelBackend) -> Policy[None]:
         if work is None:
             return []
         data, shadow = work
-        (answer,) = backend.generate([data.text])
+        adapter = None
+        if isinstance(data, QueryRouted) and data.adapter is not None:
+            adapter = backend.load_adapter(Stored(data.adapter.path, data.adapter.sha256))
+        (answer,) = backend.generate([data.text], adapter=adapter)
         return [Emit(ResponseGenerated(
             query_id=data.query_id, cycle=data.cycle, model_id=member.model_id,
             tier=member.tier, answer=answer.text, confidence=answer.confidence,

@@ -58,3 +58,25 @@ def test_different_vocabularies_fall_back_to_sequence_level_kd(
     res = distil(b.base, b.tokenizer, b.base, teacher_tok, EXAMPLES, [], CFG, tmp_path)
     assert not res.exact_kd
     assert b.load_adapter(AdapterRef(res.path, res.sha256)) == res.sha256
+
+
+def test_a_run_killed_mid_way_resumes_from_its_checkpoint_to_the_same_adapter(
+    tiny_dir: Path, tmp_path: Path
+) -> None:
+    whole = _run(tiny_dir, tmp_path / "whole")
+    ckpt = tmp_path / "ckpt" / "state.pt"
+    cancel = threading.Event()
+
+    def stop_at_step_4(step: int, _total: int, _loss: float) -> None:
+        if step == 4:
+            cancel.set()  # the "kill": the loop stops before step 5, after the checkpoint at 4
+
+    with pytest.raises(KDCancelledError):
+        _run(tiny_dir, tmp_path / "cut", progress=stop_at_step_4, cancel=cancel,
+             checkpoint=ckpt, checkpoint_every=2)
+    assert ckpt.exists()
+    resumed: list[int] = []
+    again = _run(tiny_dir, tmp_path / "cut", checkpoint=ckpt, checkpoint_every=2,
+                 progress=lambda s, _t, _l: resumed.append(s))
+    assert resumed == [5, 6]  # it went on from step 4, not from 0
+    assert again.sha256 == whole.sha256  # type: ignore[attr-defined]

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from agents.cohort import Cohort, Member
+from agents.config import SleepSettings
 from events.envelope import Envelope, Payload, make_envelope
 from events.serving import CycleGraded, QueryReceived, ResponseGraded
 from events.vectors import encode_vector
+
+#: The wake half alone: these tests are about serving (tests/sleep runs the rest).
+WAKE_ONLY = SleepSettings(enabled=False)
 
 COHORT = Cohort((
     Member("a", 0, 1000, 0.2), Member("b", 0, 1000, 0.2), Member("c", 0, 1200, 0.25),

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import MetaSettings, SystemConfig, TrafficConfig
+from tests.wake.builders import WAKE_ONLY
 
 CHAT = "/v1/chat/completions"
 SEED, SHARE, CYCLE = 3, 0.25, 12
@@ -23,7 +24,7 @@ def config_of(zoo: Path) -> SystemConfig:
     top tier answers only shadow queries and the grader has something above to agree with."""
     return SystemConfig(zoo=zoo, traffic=TrafficConfig(seed=SEED, cycles=2,
                                                        queries_per_cycle=CYCLE, shadow=SHARE),
-                        meta=MetaSettings(prior_gain=-1.0))
+                        meta=MetaSettings(prior_gain=-1.0), sleep=WAKE_ONLY)
 
 
 @dataclass(frozen=True)

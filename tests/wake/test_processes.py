@@ -34,6 +34,7 @@ from projections.projector import projector_on
 from runtime.admin import ensure_topics
 from runtime.embedded import EmbeddedBroker
 from runtime.stack import running
+from tests.wake.builders import WAKE_ONLY
 
 pytestmark = pytest.mark.broker
 
@@ -111,7 +112,7 @@ def config(tiny_zoo: Path) -> SystemConfig:
     from agents.config import MetaSettings, TrafficConfig
 
     return SystemConfig(zoo=tiny_zoo, meta=MetaSettings(prior_gain=0.5), traffic=TrafficConfig(
-        seed=3, cycles=3, queries_per_cycle=8, shadow=0.25))
+        seed=3, cycles=3, queries_per_cycle=8, shadow=0.25), sleep=WAKE_ONLY)
 
 
 async def in_process_run(config: SystemConfig, db: Path) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from agents.selector.policy import SelectorConfig, make_policy
-from events.control import SleepStarted
-from events.serving import QueryRouted
+from events.control import CanaryView, ControlPhaseCompleted, MemberView
+from events.envelope import Envelope, Payload
+from events.serving import AdapterRef, QueryRouted
 from runtime.policy import run
 from tests.wake.builders import COHORT, closed, env, graded, near, query, unit
 
@@ -66,12 +67,41 @@ def test_prototypes_only_count_earlier_cycles() -> None:
     assert routed(decided[2]).model_id == "a"
 
 
+CONTROLLED = SelectorConfig(epsilon=0.0, controlled=True)
+
+
+def phase(cycle: int, members: dict | None = None, canaries: list | None = None
+          ) -> Envelope[Payload]:
+    return env(ControlPhaseCompleted(cycle=cycle, members=members or {},
+                                     canaries=canaries or []), f"cycle-{cycle}", cycle)
+
+
+def test_with_the_sleep_half_a_cycle_waits_for_the_previous_control_phase() -> None:
+    policy = make_policy(COHORT, CONTROLLED)
+    log = [query("q0", unit(0)), graded("q0", "a", True), closed(0, grades=1),
+           query("q1", unit(1), cycle=1)]
+    _, decided = run(policy, log)
+    assert len(decided[0]) == 1 and decided[3] == []  # cycle 0 needs no phase; cycle 1 does
+    _, decided = run(policy, [*log, phase(0)])
+    assert routed(decided[4]).query_id == "q1"
+
+
 def test_never_routes_to_a_sleeping_member() -> None:
-    policy = make_policy(COHORT, NO_EXPLORE)
-    sleep = env(SleepStarted(envelope_id="e", cycle=0, model_id="a", target_cells=["c1"],
-                             step_budget=10, hardness=0.1))
-    _, decided = run(policy, [sleep, *(query(f"q{i}", unit(i)) for i in range(20))])
-    assert all(routed(d).model_id != "a" for d in decided[1:])
+    policy = make_policy(COHORT, CONTROLLED)
+    asleep = phase(0, {"a": MemberView(state="SLEEPING")})
+    log = [closed(0, grades=0, queries=0), asleep,
+           *(query(f"q{i}", unit(i), cycle=1) for i in range(20))]
+    _, decided = run(policy, log)
+    assert all(routed(d).model_id != "a" for d in decided[2:])
+
+
+def test_a_promoted_adapter_travels_with_the_route() -> None:
+    adapter = AdapterRef(cell_id="*", path="/store/x", sha256="a" * 64)
+    views = {m: MemberView(version=1, adapter=adapter) for m in ("a", "b", "c")}
+    _, decided = run(make_policy(COHORT, CONTROLLED),
+                     [closed(0, grades=0, queries=0), phase(0, views),
+                      query("q1", unit(1), cycle=1)])
+    assert routed(decided[2]).adapter == adapter
 
 
 def test_exploration_rate_follows_epsilon_and_is_reproducible() -> None:
@@ -93,25 +123,24 @@ def test_shadow_queries_also_go_to_peers_and_the_tier_above() -> None:
 
 
 def test_canary_gets_its_share_of_target_cell_traffic_only() -> None:
-    from events.control import CanaryStarted, Promoted, TrafficShifted
     from events.vectors import encode_vector
 
-    policy = make_policy(COHORT, NO_EXPLORE)
+    policy = make_policy(COHORT, CONTROLLED)
     target = unit(5)
-    start = env(CanaryStarted(envelope_id="e", model_id="c", version=2, share=0.5,
-                              target_centroids=[encode_vector(target)], radius=0.3,
-                              gate_target_delta=0.2, gate_outside_delta=0.0))
-    inside = [query(f"in{i}", near(target, i, 0.02)) for i in range(300)]
-    outside = [query(f"out{i}", unit(1000 + i)) for i in range(100)]
-    _, decided = run(policy, [start, *inside, *outside])
-    in_routes = [routed(d) for d in decided[1:301]]
+    new = AdapterRef(cell_id="*", path="/store/new", sha256="b" * 64)
+    canary = CanaryView(model_id="c", envelope_id="e", version=2, share=0.5, adapter=new,
+                        target_centroids=[encode_vector(target)], radius=0.3)
+    opened = [closed(0, grades=0, queries=0), phase(0, canaries=[canary])]
+    inside = [query(f"in{i}", near(target, i, 0.02), cycle=1) for i in range(300)]
+    outside = [query(f"out{i}", unit(1000 + i), cycle=1) for i in range(100)]
+    _, decided = run(policy, [*opened, *inside, *outside])
+    in_routes = [routed(d) for d in decided[2:302]]
     share = sum(r.canary for r in in_routes) / len(in_routes)
-    assert 0.4 < share < 0.6 and all(r.model_id == "c" for r in in_routes if r.canary)
-    assert not any(routed(d).canary for d in decided[301:])
-    shift = env(TrafficShifted(envelope_id="e", model_id="c", version=2, slot=1, share=0.0,
-                               target_delta=-0.1, outside_delta=0.0))
-    _, after = run(policy, [start, shift, *inside[:50]])
+    assert 0.4 < share < 0.6
+    assert all(r.model_id == "c" and r.adapter == new for r in in_routes if r.canary)
+    assert all(r.adapter is None for r in in_routes if not r.canary)
+    assert not any(routed(d).canary for d in decided[302:])
+    held = [closed(0, grades=0, queries=0), phase(0, canaries=[canary.model_copy(
+        update={"share": 0.0})])]
+    _, after = run(policy, [*held, *inside[:50]])
     assert not any(routed(d).canary for d in after[2:])
-    done = env(Promoted(envelope_id="e", model_id="c", version=2, adapters=[]))
-    _, promoted = run(policy, [start, done, *inside[:50]])
-    assert not any(routed(d).canary for d in promoted[2:])

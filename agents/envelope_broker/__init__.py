@@ -1,0 +1,5 @@
+"""The envelope broker: `faststream run agents.envelope_broker:app` (service.py; domain: policy.py)."""
+
+from runtime.lazy import service_attr
+
+__getattr__ = service_attr(__name__)
