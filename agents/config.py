@@ -90,23 +90,25 @@ class SleepSettings(_Frozen):
     alpha: float = Field(default=1 / 3, gt=0, lt=1, description="Training share alpha of the "
                          "compute budget; inference keeps 1 - alpha.")
     budget_per_cycle: float = Field(
-        default=200_000.0, gt=0, description="B_tot: compute the cohort's hardware offers per "
+        default=500_000.0, gt=0, description="B_tot: compute the cohort's hardware offers per "
         "cycle, in units of one always-top query (the normalised cost unit).")
     slot_cycles: int = Field(default=4, ge=1, description="Cycles one sleep slot lasts; its "
                              "step budget is alpha·B_tot·slot_cycles over the cost of one step.")
     target_cells: int = Field(default=3, ge=1, description="Cells (top by G) one episode "
-                              "trains on.")
+                              "trains on, at most.")
+    min_cell_gap: float = Field(default=0.01, ge=0, description="A cell is a target only with "
+                                "at least this gap G (a cell the cohort covers is not one).")
     cooldown_cycles: int = Field(default=4, ge=0, description="Cycles a member rests from "
                                  "sleep after its episode ends.")
     min_gap_mass: float = Field(default=0.02, ge=0, description="No envelope opens while the "
                                 "cohort's gap mass is below this.")
-    min_window: int = Field(default=192, ge=0, description="No envelope opens before the gap "
+    min_window: int = Field(default=384, ge=0, description="No envelope opens before the gap "
                             "map rests on this many graded queries.")
     adapter_store: Path = Field(default=Path("runs/adapters"), description="Content-addressed "
                                 "adapter store (a shared volume in compose).")
     kd_rank: int = Field(default=16, ge=1)
     kd_lr: float = Field(default=5e-3, gt=0)
-    kd_replay_weight: float = Field(default=10.0, ge=0)
+    kd_replay_weight: float = Field(default=30.0, ge=0)
     kd_batch: int = Field(default=32, ge=1)
     checkpoint_every: int = Field(default=100, ge=1, description="Trainer checkpoint interval "
                                   "(steps).")

@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -72,15 +72,20 @@ def run(
     queries: Annotated[int | None, typer.Option(
         min=1, help="Override traffic.queries_per_cycle.")] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 1800.0,
+    no_sleep: Annotated[bool, typer.Option(
+        "--no-sleep", help="Wake half only (sleep.enabled = false): the baseline run.")
+    ] = False,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
     """Run the system end to end and report per cycle: broker, agents, projector, traffic.
 
     Starts the gateway, the selector, one worker per zoo member, the meta-selector, the
-    grader and the projector on the embedded broker (unless --bootstrap), serves the
+    grader, the four sleep agents (gap cartographer, envelope broker, sleeper trainer, canary
+    judge) and the projector on the embedded broker (unless --bootstrap), serves the
     configured cycles of benchmark queries in lockstep and prints accuracy, escalation rate
-    and cost per query (normalised so that always-top = 1.00) for each cycle.
+    and cost per query (normalised so that always-top = 1.00) for each cycle. `sleepwake
+    report --db FILE` then shows what the sleep half did.
     """
     from agents.config import ConfigError, load_config
     from cli.serve import render, serve
@@ -95,6 +100,8 @@ def run(
     traffic = cfg.traffic.model_copy(update={
         k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
     cfg = cfg.model_copy(update={"traffic": traffic})
+    if no_sleep:
+        cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update={"enabled": False})})
     if db is None:
         db = Path("runs") / f"sleepwake-{time.strftime('%Y%m%d-%H%M%S')}.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -105,8 +112,53 @@ def run(
     with bootstrap_or_embedded(bootstrap) as servers:
         report = asyncio.run(serve(servers, db, cfg, timeout))
     typer.echo(render(report))
+    if cfg.sleep.enabled:
+        typer.echo("\n" + sleep_summary(db, cfg))
     typer.echo(f"{report.events} events projected into {db} in {report.seconds:.1f}s "
-               f"(seed {cfg.traffic.seed}); audit with: sleepwake audit --db {db}")
+               f"(seed {cfg.traffic.seed}); audit with: sleepwake audit --db {db}; "
+               f"the sleep half in detail: sleepwake report --db {db}")
+
+
+def sleep_summary(db: Path, cfg: Any, baseline: Path | None = None) -> str:
+    """The run's sleep episodes and what training cost against what it saved."""
+    from agents.cohort import cohort_from_zoo
+    from cli import report as r
+    from modelcore.cost import CostScale
+
+    cohort = cohort_from_zoo(cfg.zoo)
+    unit = CostScale.for_top(cohort.cheapest(cohort.top_tier).params).reference_flops
+    run, base = r.read_run(db), r.read_run(baseline) if baseline else None
+    costs = r.costs(run, base, unit, cfg.traffic.queries_per_cycle)
+    return r.episode_table(run, unit) + "\n\n" + r.cost_lines(costs)
+
+
+@app.command()
+def report(
+    db: Annotated[Path, typer.Option("--db", help="The run's DuckDB file.", exists=True,
+                                     dir_okay=False)],
+    baseline: Annotated[Path | None, typer.Option(
+        help="The same run without sleep (`sleepwake run --no-sleep`), to compare with.",
+        exists=True, dir_okay=False)] = None,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the per-cycle PNG here.")] = None,
+) -> None:
+    """What the sleep half did in a run: per cycle, per episode, and training cost against
+    what it saved (units of one always-top query; break-even in queries)."""
+    import duckdb
+
+    from cli import report as r
+    from cli.audit import run_config
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cfg = run_config(con)
+    finally:
+        con.close()
+    run, base = r.read_run(db), r.read_run(baseline) if baseline else None
+    typer.echo(r.cycle_table(run, base))
+    typer.echo("\n" + sleep_summary(db, cfg, baseline))
+    if plot:
+        r.plot(run, base, plot)
+        typer.echo(f"\nplot: {plot}")
 
 
 @app.command()

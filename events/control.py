@@ -43,6 +43,9 @@ class MemberView(_Part):
     version: int = Field(default=0, ge=0, description="Promoted adapter version (0: base).")
     adapter: AdapterRef | None = Field(default=None, description="Adapter of that version.")
     cooling_until: int = Field(default=-1, description="Not chosen to sleep before this cycle.")
+    good_at: list[Vector] = Field(
+        default_factory=list, description="Target centroids its promoted version was trained "
+        "for and proved on: prototypes the selector adds to its successes.")
 
 
 class CanaryView(_Part):

@@ -1,4 +1,4 @@
-"""The envelope broker: `faststream run agents.envelope_broker:app` (service.py; domain: policy.py)."""
+"""The envelope broker: `faststream run agents.envelope_broker:app` (service.py, policy.py)."""
 
 from runtime.lazy import service_attr
 

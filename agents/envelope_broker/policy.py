@@ -59,7 +59,8 @@ class BrokerConfig:
     target_cells: int = 3
     cooldown_cycles: int = 4
     min_gap_mass: float = 0.02
-    min_window: int = 192  # graded queries the gap map must rest on before anyone sleeps
+    min_window: int = 384  # graded queries the gap map must rest on before anyone sleeps
+    min_cell_gap: float = 0.01  # a cell is a target only with at least this much G
     rows_per_step: int = 64  # target + replay sequences of one training step
     max_tokens: int = 64  # a sequence's upper bound (the model's context)
     unit_flops: float = 1.0  # FLOPs of one always-top query (the cost normaliser)
@@ -165,9 +166,11 @@ def _settle(cfg: BrokerConfig, state: State, env: Envelope, n: int
         return [], replace(state, canaries=MappingProxyType({**state.canaries,
                                                              env.model_id: canary}))
     if isinstance(verdict, Promoted):
+        proven = state.canaries.get(env.model_id)
         promoted = view.model_copy(update={
             "version": verdict.version,
-            "adapter": verdict.adapters[0] if verdict.adapters else None})
+            "adapter": verdict.adapters[0] if verdict.adapters else None,
+            "good_at": list(proven.target_centroids) if proven else []})
         return _close(cfg, state, env, n, "promoted", promoted)
     return _close(cfg, state, env, n, "rolled_back", view)  # RolledBack (gate or slot)
 
@@ -211,7 +214,8 @@ def _allocate(cohort: Cohort, cfg: BrokerConfig, state: State, n: int
         steps = int(m_t * cfg.slot_cycles // units)
         if steps < 1:
             continue
-        targets = sorted((c for c in gap.cells if c.gap > 0), key=lambda c: (-c.gap, c.cell_id))
+        targets = sorted((c for c in gap.cells if c.gap >= cfg.min_cell_gap),
+                         key=lambda c: (-c.gap, c.cell_id))
         targets = targets[: cfg.target_cells]
         if not targets:
             continue

@@ -20,14 +20,33 @@ from modelcore.calibration import Calibrator, fit_calibrator
 
 
 class Graded(NamedTuple):
-    """One graded answer, as calibration reads it."""
+    """One graded answer, as calibration reads it (`version`: see `version_key`)."""
 
     cycle: int
     query_id: str
-    model_id: str
+    version: str
     tier: int
     confidence: float
     success: bool
+
+
+#: Graded answers an adapter version needs before its own confidence is believed.
+MIN_VERSION_HISTORY = 20
+
+
+def version_key(model_id: str, adapter: str | None) -> str:
+    """What a calibrator is fitted for: a member's version (its adapter), not just the member —
+    a promoted adapter answers with other confidences than the base it replaced."""
+    return model_id if adapter is None else f"{model_id}@{adapter[:16]}"
+
+
+class Cells(NamedTuple):
+    """One cohort's gap map as escalation reads it."""
+
+    centroids: np.ndarray
+    solvable_up: np.ndarray
+    cover: np.ndarray
+    member_success: tuple[dict[str, float], ...]
 
 
 @dataclass(frozen=True)
@@ -35,7 +54,7 @@ class Evidence:
     calibrators: dict[str, Calibrator]
     thetas: dict[str, float]
     tier_success: dict[int, float]  # smoothed success rate per tier
-    cells: dict[int, tuple[np.ndarray, np.ndarray]]  # tier -> (centroids, expected gain)
+    cells: dict[int, Cells]  # tier -> its latest gap map
 
 
 def calibrate_theta(p: np.ndarray, success: np.ndarray, delta: float, default: float) -> float:
@@ -81,11 +100,13 @@ def build(
     by_model: dict[str, list[Graded]] = {}
     tiers: dict[int, list[bool]] = {}
     for r in rows:
-        by_model.setdefault(r.model_id, []).append(r)
+        by_model.setdefault(r.version, []).append(r)
         tiers.setdefault(r.tier, []).append(r.success)
     calibrators: dict[str, Calibrator] = {}
     thetas: dict[str, float] = {}
     for model, items in by_model.items():
+        if "@" in model and len(items) < MIN_VERSION_HISTORY:
+            continue  # a new version stays untrusted until enough of its answers are graded
         recent = items[-history:]
         conf = np.array([r.confidence for r in recent])
         ok = np.array([r.success for r in recent])
@@ -93,10 +114,12 @@ def build(
         fold = np.array([_fold(r.query_id) for r in recent])
         thetas[model] = calibrate_theta(cross_fitted(conf, ok, fold), ok, delta, theta_default)
     tier_success = {t: (sum(v) + 1.0) / (len(v) + 2.0) for t, v in tiers.items()}
-    cells: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    cells: dict[int, Cells] = {}
     for gap in sorted(gaps, key=lambda g: (g.cycle, g.tier)):
         if gap.cells:
-            cents = np.vstack([decode_vector(c.centroid) for c in gap.cells])
-            gain = np.array([c.solvable_up - c.cover for c in gap.cells])
-            cells[gap.tier] = (cents, gain)
+            cells[gap.tier] = Cells(
+                np.vstack([decode_vector(c.centroid) for c in gap.cells]),
+                np.array([c.solvable_up for c in gap.cells]),
+                np.array([c.cover for c in gap.cells]),
+                tuple(dict(c.member_success) for c in gap.cells))
     return Evidence(calibrators, thetas, tier_success, cells)

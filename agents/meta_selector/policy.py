@@ -20,7 +20,7 @@ import numpy as np
 
 from agents.cohort import Cohort
 from agents.cycles import Closure
-from agents.meta_selector.evidence import Evidence, Graded, build
+from agents.meta_selector.evidence import Evidence, Graded, build, version_key
 from events.control import GapIndexUpdated
 from events.serving import (
     Accepted,
@@ -94,13 +94,18 @@ def refit(cohort: Cohort, state: State, closure: Closure, cfg: MetaConfig) -> St
                    queries=MappingProxyType(queries))
 
 
-def expected_gain(ev: Evidence, tier: int, x: np.ndarray | None, cfg: MetaConfig) -> float:
+def expected_gain(ev: Evidence, tier: int, x: np.ndarray | None, cfg: MetaConfig,
+                  model_id: str = "") -> float:
+    """Ê[Q_up - Q_answer] in the query's cell: the upper tier's success there minus that of
+    the member that answered (the cell's cover — its best member — when the map has no
+    evidence of this one)."""
     if x is not None and tier in ev.cells:
-        cents, gain = ev.cells[tier]
-        d = np.linalg.norm(cents - x, axis=1)
+        cells = ev.cells[tier]
+        d = np.linalg.norm(cells.centroids - x, axis=1)
         nearest = int(np.argmin(d))
         if d[nearest] <= cfg.cell_radius:
-            return float(gain[nearest])
+            own = cells.member_success[nearest].get(model_id, float(cells.cover[nearest]))
+            return float(cells.solvable_up[nearest]) - own
     if tier in ev.tier_success and tier + 1 in ev.tier_success:
         return ev.tier_success[tier + 1] - ev.tier_success[tier]
     return cfg.prior_gain
@@ -108,16 +113,20 @@ def expected_gain(ev: Evidence, tier: int, x: np.ndarray | None, cfg: MetaConfig
 
 def judge(cohort: Cohort, cfg: MetaConfig, ev: Evidence, r: ResponseGenerated,
           q: QueryReceived) -> Accepted | Escalated:
-    cal = ev.calibrators.get(r.model_id)
-    p = float(cal.predict([r.confidence])[0]) if cal else r.confidence
-    theta = ev.thetas.get(r.model_id, cfg.theta_default)
+    version = version_key(r.model_id, r.adapter)
+    cal = ev.calibrators.get(version)
+    if r.adapter is not None and cal is None:
+        p = 0.0  # a new version is not trusted on its own word until graded answers calibrate it
+    else:
+        p = float(cal.predict([r.confidence])[0]) if cal else r.confidence
+    theta = ev.thetas.get(version, cfg.theta_default)
     about: dict[str, Any] = {"query_id": r.query_id, "cycle": r.cycle, "model_id": r.model_id,
                              "tier": r.tier, "p_success": p, "theta": theta}
     if r.tier >= cohort.top_tier:
         return Accepted(**about, evi=0.0)
     target = cohort.cheapest(r.tier + 1)
     x = decode_vector(q.embedding) if q.embedding else None
-    evi = expected_gain(ev, r.tier, x, cfg) - cfg.lam * (
+    evi = expected_gain(ev, r.tier, x, cfg, r.model_id) - cfg.lam * (
         target.cost - cohort.member(r.model_id).cost)
     if p < theta and evi > 0:
         return Escalated(**about, evi=evi, to_tier=target.tier, to_model=target.model_id,
@@ -172,7 +181,8 @@ def step(cohort: Cohort, cfg: MetaConfig, state: State, event: AnyEnvelope
         return emits + more, state
     if isinstance(data, ResponseGraded):
         if not data.final and data.cycle > state.closure.through:
-            row = Graded(data.cycle, data.query_id, data.model_id, data.tier, data.confidence,
+            row = Graded(data.cycle, data.query_id, version_key(data.model_id, data.adapter),
+                         data.tier, data.confidence,
                          data.success)
             state = replace(state, graded=(*state.graded, row))
         return _closed(cohort, cfg, state, state.closure.with_grade(data.cycle))

@@ -113,7 +113,7 @@ def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -
     ids = [m.model_id for m in entry]
     costs = np.array([m.cost for m in entry])
     x = decode_vector(q.embedding)
-    d = distances(dict(state.banks), ids, x, cfg.prior_distance)
+    d = distances(_with_proven_cells(state, view, ids), ids, x, cfg.prior_distance)
     score = cfg.w_d * d + cfg.w_c * costs
     explored = _draw(cfg.seed, q.query_id) < cfg.epsilon
     if explored:
@@ -129,6 +129,20 @@ def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -
         explored=explored and canary is None, canary=canary is not None,
         adapter=canary.adapter if canary else _serving(view, model_id).adapter,
     )
+
+
+def _with_proven_cells(state: State, view: ControlPhaseCompleted | None, ids: list[str]
+                       ) -> dict[str, Bank]:
+    """Each member's prototypes plus the cells its promoted version was proven on: a new
+    version is routed its new cells before its own successes there could found prototypes."""
+    banks = dict(state.banks)
+    for m in ids:
+        cells = _serving(view, m).good_at
+        if cells:
+            bank = banks.get(m, Bank.empty())
+            extra = np.vstack([decode_vector(c) for c in cells]).astype(np.float32)
+            banks[m] = Bank(np.vstack([bank.centroids, extra]), (*bank.counts, *[1] * len(cells)))
+    return banks
 
 
 def _canary_for(view: ControlPhaseCompleted | None, ids: list[str], x: np.ndarray,

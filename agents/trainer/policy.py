@@ -81,7 +81,7 @@ class State:
     latest: int = 0  # the newest episode's start: later ones start no earlier
 
 
-def _held_out(query_id: str, share: float) -> bool:
+def held_out(query_id: str, share: float) -> bool:
     digest = hashlib.sha256(f"gate|{query_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
@@ -110,7 +110,7 @@ def job_of(cfg: TrainerConfig, state: State, sleep: SleepStarted) -> Job:
         d = np.linalg.norm(cents - decode_vector(q.embedding), axis=1)
         i = int(np.argmin(d))
         inside = bool(d[i] <= radii[i])
-        if _held_out(q.query_id, cfg.eval_share):
+        if held_out(q.query_id, cfg.eval_share):
             (eval_target if inside else eval_outside).append(q)
         elif inside:
             cell = sleep.target_cells[i]

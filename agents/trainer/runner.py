@@ -10,9 +10,12 @@ that a restart runs again (resuming from its checkpoint) publishes the same even
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import queue
+import signal
+import sys
 from typing import Any
 
 from agents.trainer.episode import EpisodeSettings, run_episode
@@ -25,10 +28,19 @@ from runtime.shell import Agent
 log = logging.getLogger("sleepwake.trainer")
 
 
+def _die_with_parent() -> None:
+    """A trainer killed (SIGKILL) takes its training process with it (Linux), so a restarted
+    trainer never races an orphan over the same checkpoint."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _child(job: Job, settings: EpisodeSettings, out: Any) -> None:
     """The training process: progress and the outcome go back through `out`."""
     from modelcore.quiet import quiet_libraries
 
+    _die_with_parent()
     quiet_libraries()
     result = run_episode(job, settings,
                          lambda step, total, loss: out.put(("progress", step, total, loss)))

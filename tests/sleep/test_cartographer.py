@@ -123,9 +123,10 @@ def test_several_tiers_get_one_map_each_with_the_next_tier_as_solvable_up() -> N
     three = Cohort((*COHORT.members, Member("huge", 2, 9000, 2.0)))
     log = cycle_log(0, Blob("x", X, 10, {**FAIL_BELOW, "huge": True}))
     _, decided = run(make_policy(three), log)
-    assert [(e.key, e.data.tier) for e in decided[-1]] == [("gaps|0|0", 0), ("gaps|0|1", 1)]
-    tier1 = decided[-1][1].data
-    assert set(tier1.hardness) == {"top"} and tier1.window == 10
+    emitted = maps(decided)
+    assert [e.key for e in decided[-1]] == ["gaps|0|0", "gaps|0|1"]
+    assert [m.tier for m in emitted] == [0, 1]
+    assert set(emitted[1].hardness) == {"top"} and emitted[1].window == 10
 
 
 def test_cell_ids_stay_while_clusters_stay_and_a_new_cluster_gets_a_new_id() -> None:
@@ -212,3 +213,18 @@ def test_gap_is_never_negative_and_floats_are_rounded(prior: float) -> None:
             assert v == round(v, 6)
     if prior == 0.0:  # nobody above solves x: no gap there
         assert gaps.gap_mass == 0.0
+
+
+def test_a_cell_radius_holds_its_own_queries_and_none_of_another_cell() -> None:
+    """The trainer and the canary pick target queries by the radius: within it lie the cell's
+    window queries and no query of any other cell (noise included)."""
+    blobs = (Blob("x", X, 12, FAIL_BELOW), Blob("y", near(X, 99, eps=0.6), 12, ALL_PASS))
+    log = cycle_log(0, *blobs)
+    (gaps,) = maps(run(make_policy(COHORT), log)[1])
+    vectors = {e.data.query_id: decode_vector(e.data.embedding) for e in log
+               if isinstance(e.data, QueryReceived)}
+    for cell in gaps.cells:
+        c = decode_vector(cell.centroid)
+        inside = {q for q, v in vectors.items() if np.linalg.norm(v - c) <= cell.radius}
+        prefix = "c0-x" if nearest(cell, X, blobs[1].center) == 0 else "c0-y"
+        assert inside and all(q.startswith(prefix) for q in inside)

@@ -113,6 +113,7 @@ def test_promotion_sets_the_new_version_and_returns_the_pools() -> None:
     assert by_cycle[3].canaries[0].share == 0.04
     assert by_cycle[4].members["b"].version == 1 and by_cycle[4].members["b"].adapter == ADAPTER
     assert by_cycle[4].members["b"].state == "WORKING" and not by_cycle[4].canaries
+    assert by_cycle[4].members["b"].good_at == [CELL.centroid]  # where it was proven
     assert by_cycle[4].train_used == 0
     closes = [d for d in emitted(decided) if isinstance(d, EnvelopeClosed)]
     assert [c.reason for c in closes] == ["promoted"]
@@ -149,3 +150,12 @@ def test_the_phase_is_the_same_whatever_order_its_inputs_arrive_in() -> None:
         _, decided = run(make_policy(COHORT, CFG), [*base, *order])
         outcomes.add(tuple(p.model_dump_json() for p in phases(decided)))
     assert len(outcomes) == 1
+
+
+def test_a_cell_the_cohort_covers_is_not_a_target() -> None:
+    covered = CELL.model_copy(update={"cell_id": "cell-1", "cover": 0.99, "gap": 0.003})
+    gap = env(GapIndexUpdated(cycle=0, tier=0, cells=[CELL, covered], gap_mass=0.273,
+                              hardness={"a": 0.2, "b": 0.25}), "g", 0)
+    _, decided = run(make_policy(COHORT, CFG), [gap])
+    sleep = next(d for d in emitted(decided) if isinstance(d, SleepStarted))
+    assert [c.cell_id for c in sleep.target_cells] == ["cell-0"]

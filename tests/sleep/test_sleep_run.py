@@ -1,15 +1,20 @@
 """The whole loop over the real embedded broker: `sleepwake run` with the sleep half on a
 tiny zoo, then checks over its log — one control phase per cycle, the 1/3 rule at every
-cycle, never a cohort without a working member, a real adapter in the store, a clean audit."""
+cycle, never a cohort without a working member, a real adapter in the store, a clean audit —
+and the same run with every agent as its own process and the trainer SIGKILLed mid-episode,
+which must end with the same log and the same adapter bytes."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pytest
+from kafka import KafkaConsumer, TopicPartition
 
 from agents.config import (
     CartographySettings,
@@ -18,7 +23,21 @@ from agents.config import (
     SystemConfig,
     TrafficConfig,
 )
+from cli.audit import audit
+from events.codec import BadEvent, decode
+from events.control import (
+    ControlPhaseCompleted,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgress,
+)
+from events.topology import topic_of
 from modelcore.hashing import dir_sha256
+from projections.projector import projector_on
+from runtime.admin import ensure_topics
+from runtime.embedded import EmbeddedBroker
+from runtime.stack import running
+from tests.wake.test_processes import SLEEP_AGENTS, Fleet, content
 
 pytestmark = pytest.mark.broker
 
@@ -32,20 +51,36 @@ def sleepy(zoo: Path, store: Path) -> SystemConfig:
     return SystemConfig(
         zoo=zoo, meta=MetaSettings(prior_gain=0.5),
         traffic=TrafficConfig(seed=3, cycles=CYCLES, queries_per_cycle=16, shadow=0.25),
-        sleep=SleepSettings(budget_per_cycle=5_000, slot_cycles=1, min_window=16,
-                            min_gap_mass=0.0, cooldown_cycles=0, kd_batch=8,
-                            checkpoint_every=5, adapter_store=store,
+        sleep=SleepSettings(budget_per_cycle=20_000, slot_cycles=1, min_window=16,
+                            min_gap_mass=0.0, min_cell_gap=0.0, cooldown_cycles=0, kd_batch=8,
+                            checkpoint_every=10, adapter_store=store,
                             cartography=CartographySettings(min_cluster_size=5)))
 
 
-def test_the_sleep_loop_keeps_its_budget_and_its_promises(tiny_zoo: Path, tmp_path: Path
-                                                          ) -> None:
-    config = tmp_path / "config.json"
-    config.write_text(sleepy(tiny_zoo, tmp_path / "store").model_dump_json())
-    db = tmp_path / "run.duckdb"
-    done = subprocess.run([*SLEEPWAKE, "run", "--config", str(config), "--db", str(db)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+@dataclass(frozen=True)
+class Run:
+    db: Path
+    store: Path
+    config: SystemConfig
+
+
+@pytest.fixture(scope="module")
+def sleep_run(tiny_zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
+    """One `sleepwake run` of the whole system, through the CLI (the reference run)."""
+    root = tmp_path_factory.mktemp("sleep")
+    config = sleepy(tiny_zoo, root / "store")
+    (root / "config.json").write_text(config.model_dump_json())
+    db = root / "run.duckdb"
+    done = subprocess.run([*SLEEPWAKE, "run", "--config", str(root / "config.json"),
+                           "--db", str(db)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "| env-0 |" in done.stdout  # the run prints its sleep episodes
+    return Run(db, root / "store", config)
+
+
+def test_the_sleep_loop_keeps_its_budget_and_its_promises(sleep_run: Run) -> None:
+    db, store = sleep_run.db, sleep_run.store
     con = duckdb.connect(str(db), read_only=True)
     try:
         budget = con.execute("SELECT cycle, budget_total, train_used, infer_reserved "
@@ -70,9 +105,75 @@ def test_the_sleep_loop_keeps_its_budget_and_its_promises(tiny_zoo: Path, tmp_pa
     completed = [r for r in runs if r[1] == "completed"]
     assert completed, runs
     for _, _, sha, steps in completed:
-        (folder,) = (tmp_path / "store").glob(sha)
+        (folder,) = store.glob(sha)
         assert dir_sha256(folder) == sha and steps >= 1
     audit = subprocess.run([*SLEEPWAKE, "audit", "--db", str(db)], cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert audit.returncode == 0, audit.stdout[-3000:] + audit.stderr[-2000:]
     assert "canary_judge" in audit.stdout and "envelope_broker" in audit.stdout
+
+
+class Watch:
+    """Training heartbeats and closed control phases, read from the log as they come."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
+        parts = [TopicPartition(t, p) for t in (topic_of("trainer"), topic_of("envelope_broker"))
+                 for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_beginning(*parts)
+        self.steps: dict[str, int] = {}
+        self.outcomes: set[str] = set()
+        self.phases: set[int] = set()
+
+    def poll(self) -> None:
+        for records in self.consumer.poll(timeout_ms=200).values():
+            for rec in records:
+                try:
+                    data = decode(rec.value).data
+                except BadEvent:
+                    continue
+                if isinstance(data, TrainingProgress):
+                    self.steps[data.envelope_id] = max(self.steps.get(data.envelope_id, 0),
+                                                       data.step)
+                elif isinstance(data, TrainingCompleted | TrainingFailed):
+                    self.outcomes.add(data.envelope_id)
+                elif isinstance(data, ControlPhaseCompleted):
+                    self.phases.add(data.cycle)
+
+    async def until(self, done: object, timeout: float = 300) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():  # type: ignore[operator]
+                await asyncio.to_thread(self.poll)
+
+
+@pytest.mark.timeout(900)
+async def test_a_trainer_killed_mid_episode_resumes_to_the_same_run(
+    sleep_run: Run, tiny_zoo: Path, kafka: EmbeddedBroker, tmp_path: Path
+) -> None:
+    config = sleep_run.config  # the same adapter store: an adapter is stored by its hash
+    file = tmp_path / "config.json"
+    file.write_text(config.model_dump_json())
+    db = tmp_path / "killed.duckdb"
+    members = [p.name for p in sorted(tiny_zoo.iterdir())]
+    fleet = Fleet(kafka.bootstrap, file, members, db, agents=SLEEP_AGENTS)
+    ensure_topics(kafka.bootstrap, 3)
+    watch = Watch(kafka.bootstrap)
+    try:
+        for key in fleet.specs:
+            fleet.start(key)
+        await watch.until(lambda: watch.steps.get("env-0", 0) >= 20)  # a checkpoint exists
+        fleet.kill("trainer")
+        assert "env-0" not in watch.outcomes  # it died mid-episode
+        fleet.start("trainer")
+        await watch.until(lambda: len(watch.phases) == config.traffic.cycles)
+    finally:
+        fleet.stop()
+    async with running([], projector_on(db), bootstrap=kafka.bootstrap) as stack:
+        await stack.settle(quiet=2.0)
+    (want, want_ids), (got, got_ids) = content(sleep_run.db), content(db)
+    assert got_ids == want_ids
+    assert got == want  # training_runs included: the same adapter sha256 per episode
+    report = audit(db)
+    assert report.ok, report.divergences[:5]

@@ -88,3 +88,27 @@ def test_theta_is_the_lowest_threshold_with_the_wanted_precision() -> None:
     theta = calibrate_theta(p, success, delta=0.1, default=0.5)
     assert 0.75 <= theta <= 0.85  # precision of {p ≥ t} is ≈ (1 + t) / 2
     assert calibrate_theta(p[:10], success[:10], delta=0.1, default=0.5) == 0.5
+
+
+def test_the_gain_of_escalating_is_read_for_the_member_that_answered() -> None:
+    """A cell one member masters has a high cover; an answer there from a member that fails it
+    still escalates (its own success rate, not the cell's best, sets the gain)."""
+    x = unit(1)
+    cell = GapCell(cell_id="c1", centroid=encode_vector(x), size=50, demand=0.5, cover=0.95,
+                   solvable_up=1.0, gap=0.02, member_success={"a": 0.05, "b": 0.95})
+    gap = env(GapIndexUpdated(cycle=0, tier=0, cells=[cell], gap_mass=0.02, hardness={}))
+    start = [gap, closed(0, grades=0, queries=0), query("q", x, cycle=1)]
+    _, weak = run(make_policy(COHORT), [*start, answer("q", "a", conf=0.1, cycle=1)])
+    _, strong = run(make_policy(COHORT), [*start, answer("q", "b", conf=0.1, cycle=1)])
+    assert isinstance(weak[3][0].data, Escalated) and weak[3][0].data.evi > 0.7
+    assert isinstance(strong[3][0].data, Accepted) and strong[3][0].data.evi < 0
+
+
+def test_a_new_adapter_version_is_not_trusted_before_its_answers_are_graded() -> None:
+    sure = env(ResponseGenerated(
+        query_id="q", cycle=0, model_id="a", tier=0, answer="3", confidence=0.99,
+        prompt_tokens=8, answer_tokens=2, cost_flops=1e3, cost_norm=0.2, adapter="f" * 64))
+    _, decided = run(make_policy(COHORT, MetaConfig(theta_default=0.8)),
+                     [query("q", unit(1)), sure])
+    verdict = decided[1][0].data
+    assert isinstance(verdict, Escalated) and verdict.p_success == 0.0

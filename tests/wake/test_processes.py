@@ -46,15 +46,20 @@ ROOT = Path(__file__).resolve().parents[2]
 POSITIONAL = ("partition", "offset", "time", "source", "raw", "causationid")
 
 
-class Fleet:
-    """The wake agents and the projector as `faststream run` processes, killable by name."""
+WAKE_AGENTS = ("gateway", "selector", "meta_selector", "grader")
+SLEEP_AGENTS = (*WAKE_AGENTS, "cartographer", "envelope_broker", "trainer", "canary_judge")
 
-    def __init__(self, bootstrap: str, config: Path, members: list[str], db: Path) -> None:
+
+class Fleet:
+    """The agents and the projector as `faststream run` processes, killable by name."""
+
+    def __init__(self, bootstrap: str, config: Path, members: list[str], db: Path,
+                 agents: tuple[str, ...] = WAKE_AGENTS) -> None:
         self.env = {**os.environ, "SLEEPWAKE_BOOTSTRAP": bootstrap,
                     "SLEEPWAKE_CONFIG": str(config), "SLEEPWAKE_DB": str(db)}
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.specs = {n: (f"agents.{n}:app", {})
-                      for n in ("gateway", "selector", "meta_selector", "grader")}
+        self.specs: dict[str, tuple[str, dict[str, str]]] = {
+            n: (f"agents.{n}:app", {}) for n in agents}
         self.specs |= {f"worker-{m}": ("agents.worker:app", {"SLEEPWAKE_MODEL": m})
                        for m in members}
         self.specs["projector"] = ("projections.app:app", {})
@@ -119,7 +124,7 @@ async def in_process_run(config: SystemConfig, db: Path) -> None:
     with EmbeddedBroker() as kafka:
         async with running(wake_parts(config), projector_on(db),
                            bootstrap=kafka.bootstrap) as stack:
-            await until_graded(stack, config.traffic, timeout=240, progress=False)
+            await until_graded(stack, config.traffic, timeout=600, progress=False)
             await stack.settle()
 
 

@@ -144,3 +144,30 @@ def test_canary_gets_its_share_of_target_cell_traffic_only() -> None:
         update={"share": 0.0})])]
     _, after = run(policy, [*held, *inside[:50]])
     assert not any(routed(d).canary for d in after[2:])
+
+
+def test_a_member_on_canary_answers_its_shadow_sample_with_the_new_version() -> None:
+    from events.vectors import encode_vector
+
+    new = AdapterRef(cell_id="*", path="/store/new", sha256="b" * 64)
+    canary = CanaryView(model_id="c", envelope_id="e", version=1, share=0.02, adapter=new,
+                        target_centroids=[encode_vector(unit(5))], radius=0.3)
+    log = [closed(0, grades=0, queries=0), phase(0, canaries=[canary]),
+           query("q1", unit(1), cycle=1, shadow=True)]
+    _, decided = run(make_policy(COHORT, CONTROLLED), log)
+    assert routed(decided[2]).model_id == "a"  # outside the target cells: cost decides
+    shadows = {e.data.model_id: e.data.adapter for e in decided[2] if e.data.shadow}
+    assert shadows == {"b": None, "c": new, "top": None}
+
+
+def test_a_promoted_version_is_routed_the_cells_it_was_proven_on() -> None:
+    from events.vectors import encode_vector
+
+    cell = unit(5)
+    adapter = AdapterRef(cell_id="*", path="/store/x", sha256="a" * 64)
+    views = {"c": MemberView(version=1, adapter=adapter, good_at=[encode_vector(cell)])}
+    _, decided = run(make_policy(COHORT, CONTROLLED),
+                     [closed(0, grades=0, queries=0), phase(0, views),
+                      query("q1", near(cell, 1), cycle=1), query("q2", unit(1), cycle=1)])
+    assert routed(decided[2]).model_id == "c" and routed(decided[2]).adapter == adapter
+    assert routed(decided[3]).model_id == "a"  # elsewhere cost decides, as before
