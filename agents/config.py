@@ -23,7 +23,8 @@ class _Frozen(BaseModel):
 
 class TrafficConfig(_Frozen):
     seed: int = Field(default=0, description="Seed of the benchmark query stream.")
-    cycles: int = Field(default=3, ge=1, description="Cycles to serve.")
+    cycles: int = Field(default=30, ge=1, description="Cycles to serve (30: time for a sleep "
+                        "episode, its canary and what follows).")
     queries_per_cycle: int = Field(default=64, ge=1, description="Queries in each cycle.")
     shadow: float = Field(default=0.05, ge=0, le=1,
                           description="Share of queries also answered by peers and the tier above.")

@@ -89,6 +89,8 @@ def broker_config(config: SystemConfig, cohort: Cohort) -> BrokerConfig:
                         slot_cycles=s.slot_cycles, target_cells=s.target_cells,
                         cooldown_cycles=s.cooldown_cycles, min_gap_mass=s.min_gap_mass,
                         min_window=s.min_window, min_cell_gap=s.min_cell_gap,
+                        horizon=config.traffic.cycles if config.traffic.mode == "lockstep"
+                        else None,
                         rows_per_step=2 * s.kd_batch, max_tokens=ENTRY.max_positions,
                         unit_flops=unit)
 

@@ -73,8 +73,11 @@ def run(
         min=1, help="Override traffic.queries_per_cycle.")] = None,
     timeout: Annotated[float, typer.Option(help="Give up after this many seconds.")] = 1800.0,
     no_sleep: Annotated[bool, typer.Option(
-        "--no-sleep", help="Wake half only (sleep.enabled = false): the baseline run.")
+        "--no-sleep", help="Wake half only (sleep.enabled = false): no gap map either.")
     ] = False,
+    no_training: Annotated[bool, typer.Option(
+        "--no-training", help="Everything runs but nobody sleeps (no envelope opens): the "
+        "baseline that isolates what sleep training does.")] = False,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
@@ -100,8 +103,9 @@ def run(
     traffic = cfg.traffic.model_copy(update={
         k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
     cfg = cfg.model_copy(update={"traffic": traffic})
-    if no_sleep:
-        cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update={"enabled": False})})
+    if no_sleep or no_training:
+        off = {"enabled": False} if no_sleep else {"min_gap_mass": 1e9}  # beyond any G sum
+        cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update=off)})
     if db is None:
         db = Path("runs") / f"sleepwake-{time.strftime('%Y%m%d-%H%M%S')}.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)

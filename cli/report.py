@@ -90,6 +90,7 @@ class Costs:
     train_units: float
     queries: int
     saved_per_query: float | None  # serving cost saved per query after the first promotion
+    why_not: str = ""  # why there is no saving figure
 
     @property
     def amortised(self) -> float:
@@ -108,18 +109,22 @@ def costs(run: RunTables, baseline: RunTables | None, unit_flops: float,
     train = sum((row[7] or 0.0) for row in run.episodes) / unit_flops
     queries = len(run.cycles) * queries_per_cycle
     promoted = [row[4] for row in run.episodes if row[5] == "promoted"]
-    saved = None
+    saved, why = None, ""
+    if not promoted:
+        why = "no promotion, nothing saved"
+    elif baseline is None:
+        why = "no baseline given (--baseline: the same run with --no-sleep)"
     if baseline and promoted:
         first = min(promoted) + 1
         base = {row[0]: row[3] for row in baseline.cycles}
         after = [(base[c], cost) for c, _, _, cost, *_ in run.cycles if c >= first and c in base]
         if after:
             saved = sum(b - c for b, c in after) / len(after)
-    return Costs(train, queries, saved)
+    return Costs(train, queries, saved, why)
 
 
 def cost_lines(c: Costs) -> str:
-    saved = "no promotion, nothing saved" if c.saved_per_query is None else \
+    saved = c.why_not if c.saved_per_query is None else \
         f"{c.saved_per_query:+.3f} per query after the first promotion"
     even = "never at this saving" if c.break_even is None else f"{c.break_even:,.0f} queries"
     return (f"- training: {c.train_units:,.0f} units in all, {c.amortised:,.1f} per query "

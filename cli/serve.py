@@ -118,6 +118,11 @@ async def http_front(bootstrap: str, db: Path, config: SystemConfig, port: int,
     On exit the front stops accepting, lets requests in flight finish (each bounded by the
     timeout) and only then stops the agents they wait on."""
     limits = limits or Limits()
+    # The front serves with the wake half: with the sleep half, a user's cycle would wait for
+    # the previous cycle's control phase, for minutes when an episode is due (docs/design.md,
+    # 'Time, order and replay'); sleep runs under the lockstep main job.
+    config = config.model_copy(update={"sleep": config.sleep.model_copy(
+        update={"enabled": False})})
     async with running(wake_parts(config, traffic=False), projector_on(db),
                        bootstrap=bootstrap) as stack:
         front = HttpGateway(bootstrap, config, limits=limits)

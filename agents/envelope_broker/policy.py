@@ -64,6 +64,7 @@ class BrokerConfig:
     rows_per_step: int = 64  # target + replay sequences of one training step
     max_tokens: int = 64  # a sequence's upper bound (the model's context)
     unit_flops: float = 1.0  # FLOPs of one always-top query (the cost normaliser)
+    horizon: int | None = None  # a run of this many cycles: no episode is due after its end
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ def _allocate(cohort: Cohort, cfg: BrokerConfig, state: State, n: int
         busy = any(e.tier == gap.tier for e in state.envelopes.values())
         if busy or gap.gap_mass < cfg.min_gap_mass or gap.window < cfg.min_window:
             continue
+        if cfg.horizon is not None and n + cfg.slot_cycles >= cfg.horizon:
+            continue  # it would train for a cycle that never comes
         if train_left + 1e-9 < m_t or infer_left + 1e-9 < 2 * m_i:
             break
         model_id = _sleeper(cohort, state, gap, n)

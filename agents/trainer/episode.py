@@ -143,6 +143,8 @@ def _run(job: Job, s: EpisodeSettings, report: Report) -> TrainingCompleted | Tr
     gate = GateStats(target_before=before[0], target_after=after[0], outside_before=before[1],
                      outside_after=after[1], n_target=len(job.eval_target),
                      n_outside=len(job.eval_outside))
+    checkpoint.unlink(missing_ok=True)  # done: a re-run (its outcome unpublished) starts over
+    curve.path.unlink(missing_ok=True)
     return TrainingCompleted(
         envelope_id=job.envelope_id, model_id=job.model_id, cycle=job.due_cycle,
         version=job.version, adapters=[AdapterRef(cell_id="*", path=res.path,

@@ -159,3 +159,13 @@ def test_a_cell_the_cohort_covers_is_not_a_target() -> None:
     _, decided = run(make_policy(COHORT, CFG), [gap])
     sleep = next(d for d in emitted(decided) if isinstance(d, SleepStarted))
     assert [c.cell_id for c in sleep.target_cells] == ["cell-0"]
+
+
+def test_no_episode_is_started_that_would_be_due_after_the_run_ends() -> None:
+    def sleeps(horizon: int) -> list[int]:
+        bounded = BrokerConfig(**{**CFG.__dict__, "horizon": horizon})
+        _, decided = run(make_policy(COHORT, bounded), [gaps(0), gaps(1)])
+        return [d.due_cycle for d in emitted(decided) if isinstance(d, SleepStarted)]
+
+    assert sleeps(3) == [2]  # due at 2 in a run of cycles 0-2
+    assert sleeps(2) == []  # due at 2 in a run of cycles 0-1: never started

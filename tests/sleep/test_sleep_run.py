@@ -7,6 +7,8 @@ which must end with the same log and the same adapter bytes."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from agents.config import (
     TrafficConfig,
 )
 from cli.audit import audit
+from cli.serve import until_graded, wake_parts
 from events.codec import BadEvent, decode
 from events.control import (
     ControlPhaseCompleted,
@@ -37,7 +40,7 @@ from projections.projector import projector_on
 from runtime.admin import ensure_topics
 from runtime.embedded import EmbeddedBroker
 from runtime.stack import running
-from tests.wake.test_processes import SLEEP_AGENTS, Fleet, content
+from tests.wake.test_processes import content
 
 pytestmark = pytest.mark.broker
 
@@ -148,30 +151,39 @@ class Watch:
                 await asyncio.to_thread(self.poll)
 
 
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(600)
 async def test_a_trainer_killed_mid_episode_resumes_to_the_same_run(
-    sleep_run: Run, tiny_zoo: Path, kafka: EmbeddedBroker, tmp_path: Path
+    sleep_run: Run, kafka: EmbeddedBroker, tmp_path: Path
 ) -> None:
+    """Every other agent and the projector run in this process; the trainer is its own
+    process (`faststream run agents.trainer:app`), SIGKILLed once a checkpoint exists."""
     config = sleep_run.config  # the same adapter store: an adapter is stored by its hash
     file = tmp_path / "config.json"
     file.write_text(config.model_dump_json())
     db = tmp_path / "killed.duckdb"
-    members = [p.name for p in sorted(tiny_zoo.iterdir())]
-    fleet = Fleet(kafka.bootstrap, file, members, db, agents=SLEEP_AGENTS)
+    env = {**os.environ, "SLEEPWAKE_BOOTSTRAP": kafka.bootstrap, "SLEEPWAKE_CONFIG": str(file)}
+
+    def trainer() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "faststream", "run",
+                                 "agents.trainer:app"], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     ensure_topics(kafka.bootstrap, 3)
     watch = Watch(kafka.bootstrap)
+    parts = [p for p in wake_parts(config) if p.name != "trainer"]
+    proc = trainer()
     try:
-        for key in fleet.specs:
-            fleet.start(key)
-        await watch.until(lambda: watch.steps.get("env-0", 0) >= 20)  # a checkpoint exists
-        fleet.kill("trainer")
-        assert "env-0" not in watch.outcomes  # it died mid-episode
-        fleet.start("trainer")
-        await watch.until(lambda: len(watch.phases) == config.traffic.cycles)
+        async with running(parts, projector_on(db), bootstrap=kafka.bootstrap) as stack:
+            await watch.until(lambda: watch.steps.get("env-0", 0) >= 20)  # a checkpoint exists
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert "env-0" not in watch.outcomes  # it died mid-episode
+            proc = trainer()
+            await until_graded(stack, config.traffic, timeout=400, progress=False)
+            await stack.settle()
     finally:
-        fleet.stop()
-    async with running([], projector_on(db), bootstrap=kafka.bootstrap) as stack:
-        await stack.settle(quiet=2.0)
+        proc.kill()
+        proc.wait()
     (want, want_ids), (got, got_ids) = content(sleep_run.db), content(db)
     assert got_ids == want_ids
     assert got == want  # training_runs included: the same adapter sha256 per episode

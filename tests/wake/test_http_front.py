@@ -267,7 +267,7 @@ async def test_user_queries_are_shadow_sampled_and_graded_by_agreement(
     # what users taught: the meta-selector's calibration is fitted from these agreement
     # grades alone (no benchmark traffic runs here)
     meta = stack.agents["meta_selector"].state
-    graded = {g.model_id for g in meta.graded}
+    graded = {g.version for g in meta.graded}
     assert meta.closure.through >= 0 and graded
     assert graded & set(meta.evidence.calibrators)
 

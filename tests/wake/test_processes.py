@@ -47,7 +47,6 @@ POSITIONAL = ("partition", "offset", "time", "source", "raw", "causationid")
 
 
 WAKE_AGENTS = ("gateway", "selector", "meta_selector", "grader")
-SLEEP_AGENTS = (*WAKE_AGENTS, "cartographer", "envelope_broker", "trainer", "canary_judge")
 
 
 class Fleet:
