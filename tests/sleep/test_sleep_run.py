@@ -6,17 +6,16 @@ which must end with the same log and the same adapter bytes."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from agents.config import (
     CartographySettings,
@@ -27,19 +26,18 @@ from agents.config import (
 )
 from cli.audit import audit
 from cli.serve import until_graded, wake_parts
-from events.codec import BadEvent, decode
 from events.control import (
     ControlPhaseCompleted,
     TrainingCompleted,
     TrainingFailed,
     TrainingProgress,
 )
-from events.topology import topic_of
 from modelcore.hashing import dir_sha256
 from projections.projector import projector_on
 from runtime.admin import ensure_topics
 from runtime.embedded import EmbeddedBroker
 from runtime.stack import running
+from tests.spine.helpers import LogWatch
 from tests.wake.test_processes import content
 
 pytestmark = pytest.mark.broker
@@ -116,39 +114,22 @@ def test_the_sleep_loop_keeps_its_budget_and_its_promises(sleep_run: Run) -> Non
     assert "canary_judge" in audit.stdout and "envelope_broker" in audit.stdout
 
 
-class Watch:
-    """Training heartbeats and closed control phases, read from the log as they come."""
+class Watch(LogWatch):
+    """Training heartbeats, outcomes and closed control phases, as they are written."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
-        parts = [TopicPartition(t, p) for t in (topic_of("trainer"), topic_of("envelope_broker"))
-                 for p in sorted(self.consumer.partitions_for_topic(t) or ())]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_beginning(*parts)
+        super().__init__(bootstrap, "trainer", "envelope_broker")
         self.steps: dict[str, int] = {}
         self.outcomes: set[str] = set()
         self.phases: set[int] = set()
 
-    def poll(self) -> None:
-        for records in self.consumer.poll(timeout_ms=200).values():
-            for rec in records:
-                try:
-                    data = decode(rec.value).data
-                except BadEvent:
-                    continue
-                if isinstance(data, TrainingProgress):
-                    self.steps[data.envelope_id] = max(self.steps.get(data.envelope_id, 0),
-                                                       data.step)
-                elif isinstance(data, TrainingCompleted | TrainingFailed):
-                    self.outcomes.add(data.envelope_id)
-                elif isinstance(data, ControlPhaseCompleted):
-                    self.phases.add(data.cycle)
-
-    async def until(self, done: object, timeout: float = 300) -> None:
-        async with asyncio.timeout(timeout):
-            while not done():  # type: ignore[operator]
-                await asyncio.to_thread(self.poll)
+    def seen(self, data: Any) -> None:
+        if isinstance(data, TrainingProgress):
+            self.steps[data.envelope_id] = max(self.steps.get(data.envelope_id, 0), data.step)
+        elif isinstance(data, TrainingCompleted | TrainingFailed):
+            self.outcomes.add(data.envelope_id)
+        elif isinstance(data, ControlPhaseCompleted):
+            self.phases.add(data.cycle)
 
 
 @pytest.mark.timeout(600)

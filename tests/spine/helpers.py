@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from events.codec import encode
@@ -53,3 +55,38 @@ def rally_log(rallies: int, limit: int, cycles: int = 1) -> list[Envelope[Any]]:
             out.append(ping(f"r{r}", n, limit, cycle))
             out.append(pong(f"r{r}", n, limit, cycle))
     return out
+
+
+class LogWatch:
+    """Read agents' topics from the start as a run writes them; `seen` gets each event's
+    payload (a subclass keeps what its test waits for)."""
+
+    def __init__(self, bootstrap: str, *agents: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        from events.topology import topic_of
+
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
+        parts = [TopicPartition(topic_of(a), p) for a in agents
+                 for p in sorted(self.consumer.partitions_for_topic(topic_of(a)) or ())]
+        self.consumer.assign(parts)
+        self.consumer.seek_to_beginning(*parts)
+
+    def seen(self, data: Any) -> None:
+        """Called with each payload read; a subclass keeps what its test waits for."""
+
+    def poll(self) -> None:
+        from events.codec import BadEvent, decode
+
+        for records in self.consumer.poll(timeout_ms=200).values():
+            for rec in records:
+                try:
+                    self.seen(decode(rec.value).data)
+                except BadEvent:
+                    continue
+
+    async def until(self, done: Callable[[], bool], timeout: float = 300) -> None:
+        async with asyncio.timeout(timeout):
+            while not done():
+                await asyncio.to_thread(self.poll)

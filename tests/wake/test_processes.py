@@ -18,22 +18,21 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
 from agents.config import SystemConfig
 from cli.audit import audit
 from cli.serve import until_graded, wake_parts
-from events.codec import BadEvent, decode
 from events.serving import CycleGraded, ResponseGraded
-from events.topology import topic_of
 from projections.digest import digests
 from projections.projector import projector_on
 from runtime.admin import ensure_topics
 from runtime.embedded import EmbeddedBroker
 from runtime.stack import running
+from tests.spine.helpers import LogWatch
 from tests.wake.builders import WAKE_ONLY
 
 pytestmark = pytest.mark.broker
@@ -79,36 +78,24 @@ class Fleet:
             proc.wait()
 
 
-class Progress:
+class Progress(LogWatch):
     """Final grades and closed cycles as the grader wrote them (read from its topic)."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                      auto_offset_reset="earliest", fetch_max_wait_ms=50)
-        topic = topic_of("grader")
-        parts = [TopicPartition(topic, p)
-                 for p in sorted(self.consumer.partitions_for_topic(topic) or ())]
-        self.consumer.assign(parts)
-        self.consumer.seek_to_beginning(*parts)
+        super().__init__(bootstrap, "grader")
         self.finals: set[str] = set()
         self.closed: set[int] = set()
 
-    def poll(self) -> None:
-        for records in self.consumer.poll(timeout_ms=200).values():
-            for rec in records:
-                try:
-                    data = decode(rec.value).data
-                except BadEvent:
-                    continue
-                if isinstance(data, ResponseGraded) and data.final:
-                    self.finals.add(data.query_id)
-                elif isinstance(data, CycleGraded):
-                    self.closed.add(data.cycle)
+    def seen(self, data: Any) -> None:
+        if isinstance(data, ResponseGraded) and data.final:
+            self.finals.add(data.query_id)
+        elif isinstance(data, CycleGraded):
+            self.closed.add(data.cycle)
 
-    async def until(self, finals: int = 0, closed: int = 0, timeout: float = 240) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.finals) < finals or len(self.closed) < closed:
-                await asyncio.to_thread(self.poll)
+    async def until_counts(self, finals: int = 0, closed: int = 0, timeout: float = 240
+                           ) -> None:
+        await self.until(lambda: len(self.finals) >= finals and len(self.closed) >= closed,
+                         timeout)
 
 
 @pytest.fixture(scope="module")
@@ -173,10 +160,10 @@ async def test_sigkill_of_any_agent_at_random_points_changes_nothing(
         for key in fleet.specs:
             fleet.start(key)
         for victim, point in zip(victims, points, strict=True):
-            await progress.until(finals=point)
+            await progress.until_counts(finals=point)
             fleet.kill(victim)
             fleet.start(victim)
-        await progress.until(closed=config.traffic.cycles)
+        await progress.until_counts(closed=config.traffic.cycles)
     finally:
         fleet.stop()
     async with running([], projector_on(db), bootstrap=kafka.bootstrap) as stack:
