@@ -65,7 +65,7 @@ def trainer_part(config: SystemConfig) -> Part:
     s = config.sleep
     settings = EpisodeSettings(
         zoo=config.zoo, store=s.adapter_store.resolve(),
-        teacher=cohort.cheapest(cohort.top_tier).model_id, unit_flops=_unit_flops(cohort),
+        teacher=cohort.cheapest(cohort.top_tier).model_id, unit_flops=unit_flops(cohort),
         max_tokens=ENTRY.max_positions, rank=s.kd_rank, lr=s.kd_lr,
         replay_weight=s.kd_replay_weight, batch=s.kd_batch, checkpoint_every=s.checkpoint_every)
     trainer = TrainerConfig()
@@ -73,7 +73,8 @@ def trainer_part(config: SystemConfig) -> Part:
                 build=partial(TrainerAgent, settings=settings, trainer=trainer))
 
 
-def _unit_flops(cohort: Cohort) -> float:
+def unit_flops(cohort: Cohort) -> float:
+    """FLOPs of one always-top query: the unit training and serving are both counted in."""
     from modelcore.cost import CostScale
 
     return CostScale.for_top(cohort.cheapest(cohort.top_tier).params).reference_flops
@@ -84,7 +85,7 @@ def broker_config(config: SystemConfig, cohort: Cohort) -> BrokerConfig:
     from modelcore.zoo import ENTRY
 
     s = config.sleep
-    unit = _unit_flops(cohort)
+    unit = unit_flops(cohort)
     return BrokerConfig(alpha=s.alpha, budget_per_cycle=s.budget_per_cycle,
                         slot_cycles=s.slot_cycles, target_cells=s.target_cells,
                         cooldown_cycles=s.cooldown_cycles, min_gap_mass=s.min_gap_mass,

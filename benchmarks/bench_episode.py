@@ -26,11 +26,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from agents.budget import step_units
 from agents.config import SystemConfig, load_config
-from agents.registry import cohort_of, trainer_part
+from agents.registry import cohort_of, trainer_part, unit_flops
 from agents.trainer.episode import run_episode
 from agents.trainer.policy import Job, LogQuery, Target, held_out
 from modelcore.backend import AdapterRef, ModelBackend
-from modelcore.cost import CostScale
 from modelcore.tasks import score
 from modelcore.world import TaskWorld, heldout
 from modelcore.zoo import DEFAULT_ZOO, ENTRY, member_dir
@@ -62,7 +61,7 @@ def main(member: str = "l0-chain-rev", cycles: int = 6, seed: int = 0, n_eval: i
          steps: int = 0, config_file: Path | None = CONFIG) -> None:
     config = load_config(config_file) if config_file else SystemConfig()
     cohort = cohort_of(config)
-    unit = CostScale.for_top(cohort.cheapest(cohort.top_tier).params).reference_flops
+    unit = unit_flops(cohort)
     s = config.sleep
     per_step = step_units(cohort.member(member).params, 2 * s.kd_batch, ENTRY.max_positions, unit)
     budget = steps or int(s.alpha * s.budget_per_cycle * s.slot_cycles // per_step)

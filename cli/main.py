@@ -126,11 +126,10 @@ def run(
 def sleep_summary(db: Path, cfg: Any, baseline: Path | None = None) -> str:
     """The run's sleep episodes and what training cost against what it saved."""
     from agents.cohort import cohort_from_zoo
+    from agents.registry import unit_flops
     from cli import report as r
-    from modelcore.cost import CostScale
 
-    cohort = cohort_from_zoo(cfg.zoo)
-    unit = CostScale.for_top(cohort.cheapest(cohort.top_tier).params).reference_flops
+    unit = unit_flops(cohort_from_zoo(cfg.zoo))
     run, base = r.read_run(db), r.read_run(baseline) if baseline else None
     costs = r.costs(run, base, unit, cfg.traffic.queries_per_cycle)
     return r.episode_table(run, unit) + "\n\n" + r.cost_lines(costs)
