@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import traceback
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar, Union
@@ -34,6 +35,7 @@ from runtime.admin import ensure_topics, refuse_second_instance
 from runtime.bus import bootstrap_from_env, make_broker, partitions_from_env, records_of, subscriber
 from runtime.catchup import catch_up
 from runtime.deadletters import Record, dead_letter_message, decode_record, letter_for
+from runtime.metrics import Meter, serve_metrics
 from runtime.policy import AnyEnvelope, Emit, Policy
 from runtime.seen import Seen
 
@@ -73,6 +75,7 @@ class Agent(Generic[S]):
         self.source = f"{name}/{instance or os.environ.get('HOSTNAME', 'local')}-{os.getpid()}"
         self.group = f"sw-{name}" + (f"-{instance}" if instance else "")
         self.id_source = name + (f"/{instance}" if instance else "")  # derived ids key
+        self.meter = Meter(self.id_source)  # Prometheus metrics (runtime.metrics)
         self.bootstrap = bootstrap or bootstrap_from_env()
         self.broker = broker or make_broker(self.bootstrap, client_id=f"sleepwake-{name}")
         produced: Any = Union[tuple(Envelope[p] for p in self.spec.produces)]  # type: ignore[valid-type]  # noqa: UP007
@@ -95,7 +98,8 @@ class Agent(Generic[S]):
 
     async def prepare(self) -> None:
         """Create missing topics, refuse to be a second instance of a global agent, then
-        fold what the group already consumed (restart)."""
+        fold what the group already consumed (restart). Serves metrics if configured."""
+        serve_metrics()
         await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
         if self.spec.scaling == "global":
             await asyncio.to_thread(refuse_second_instance, self.bootstrap, self.group,
@@ -130,6 +134,7 @@ class Agent(Generic[S]):
 
     async def handle(self, bodies: list[bytes], msg: KafkaMessage) -> None:
         await self.handle_records(list(zip(bodies, records_of(msg), strict=True)))
+        self.meter.lag(msg)
 
     async def handle_records(self, batch: Sequence[tuple[bytes, Record]]) -> None:
         """Decide and fold a batch, publish its output, and only then return (the ack).
@@ -174,6 +179,7 @@ class Agent(Generic[S]):
 
     def rejected(self, letter: DeadLetter) -> Outgoing:
         self.dead_letters += 1
+        self.meter.rejected(letter.reason)
         return dead_letter_message(letter)
 
     async def decide_one(self, event: AnyEnvelope) -> tuple[Sequence[Emit], S] | BadEvent:
@@ -182,9 +188,13 @@ class Agent(Generic[S]):
         error: Exception | None = None
         for attempt in range(1, HANDLER_TRIES + 1):
             try:
+                began = time.perf_counter()
                 if self.policy.blocking:
-                    return await asyncio.to_thread(self.policy.react, self.state, event)
-                return self.policy.react(self.state, event)
+                    got = await asyncio.to_thread(self.policy.react, self.state, event)
+                else:
+                    got = self.policy.react(self.state, event)
+                self.meter.decided(event.type, time.perf_counter() - began)
+                return got
             except Exception as exc:
                 log.warning("%s: handling %s %s failed (try %d of %d): %s", self.spec.name,
                             event.type, event.id, attempt, HANDLER_TRIES, exc)

@@ -22,6 +22,7 @@ from agents.trainer.episode import EpisodeSettings, run_episode
 from agents.trainer.policy import Job, TrainerConfig, pending_jobs
 from events.control import TrainingProgress
 from events.envelope import derived_id
+from runtime.metrics import training_progress
 from runtime.policy import Emit, Policy
 from runtime.shell import Agent
 
@@ -84,6 +85,7 @@ class TrainerAgent(Agent[Any]):
         out = ctx.Queue()
         proc = ctx.Process(target=_child, args=(job, self.settings, out), daemon=True)
         proc.start()
+        last_step = 0
         while True:
             try:
                 msg = await asyncio.to_thread(out.get, True, 1.0)
@@ -94,6 +96,8 @@ class TrainerAgent(Agent[Any]):
                 continue
             if msg[0] == "progress":
                 _, step, total, loss = msg
+                training_progress(job.model_id, step, loss, step - last_step)
+                last_step = step
                 await self.publish(TrainingProgress(
                     envelope_id=job.envelope_id, model_id=job.model_id, step=step, steps=total,
                     loss=loss if loss == loss else 0.0), job, f"progress|{job.envelope_id}|{step}")

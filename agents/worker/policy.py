@@ -12,6 +12,7 @@ from agents.cohort import Member
 from events.serving import Escalated, QueryRouted, ResponseGenerated
 from modelcore.backend import AdapterRef as Stored
 from modelcore.backend import ModelBackend
+from runtime.metrics import model_call
 from runtime.policy import AnyEnvelope, Emit, Policy
 
 
@@ -36,6 +37,7 @@ def make_policy(member: Member, backend: ModelBackend) -> Policy[None]:
         if isinstance(data, QueryRouted) and data.adapter is not None:
             adapter = backend.load_adapter(Stored(data.adapter.path, data.adapter.sha256))
         (answer,) = backend.generate([data.text], adapter=adapter)
+        model_call(member.model_id, answer.prompt_tokens, answer.answer_tokens)
         return [Emit(ResponseGenerated(
             query_id=data.query_id, cycle=data.cycle, model_id=member.model_id,
             tier=member.tier, answer=answer.text, confidence=answer.confidence,
