@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -124,6 +124,9 @@ class SystemConfig(_Frozen):
     selector: SelectorSettings = SelectorSettings()
     meta: MetaSettings = MetaSettings()
     sleep: SleepSettings = SleepSettings()
+    plugins: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Settings of plug-in agents by agent name; each "
+        "plug-in validates its own section (agents.plugins.plugin_settings).")
 
 
 class ConfigError(ValueError):
@@ -143,6 +146,10 @@ def load_config(path: str | Path | None = None) -> SystemConfig:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{file} is not valid JSON: {exc}") from exc
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
-                 for e in exc.errors()]
-        raise ConfigError(f"{file} has invalid settings:\n" + "\n".join(lines)) from exc
+        raise ConfigError(f"{file} has invalid settings:\n{explain(exc)}") from exc
+
+
+def explain(exc: ValidationError, prefix: str = "") -> str:
+    """One line per invalid field: where, what is wrong, and the value given."""
+    return "\n".join(f"  {prefix}{'.'.join(str(p) for p in e['loc'])}: {e['msg']} "
+                     f"(got {e.get('input')!r})" for e in exc.errors())

@@ -24,6 +24,7 @@ from agents.grader.policy import GraderConfig
 from agents.grader.policy import make_policy as grader_policy
 from agents.meta_selector.policy import make_policy as meta_policy
 from agents.pinger.policy import POLICY as PINGER
+from agents.plugins import plugin_policies
 from agents.ponger.policy import POLICY as PONGER
 from agents.selector.policy import make_policy as selector_policy
 from runtime.policy import Policy
@@ -50,7 +51,7 @@ def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[st
             cohort, CartographyConfig(**sleep.cartography.model_dump()))
         policies["envelope_broker"] = broker_policy(cohort, broker_config(config, cohort))
         policies["canary_judge"] = canary_policy(CanaryConfig(**sleep.canary.model_dump()))
-    return policies
+    return policies | plugin_policies(config)
 
 
 def trainer_part(config: SystemConfig) -> Part:

@@ -10,7 +10,7 @@ import typer
 
 from events.catalogue import PAYLOADS
 from events.envelope import Envelope
-from events.topology import SYSTEM
+from events.topology import BUILTIN, SYSTEM
 
 app = typer.Typer(help="Inspect the event catalogue and the topic map.", no_args_is_help=True)
 
@@ -41,13 +41,23 @@ def topics() -> None:
 
 @app.command()
 def asyncapi(
-    agent: Annotated[str, typer.Argument(help="Agent module under agents/, e.g. pinger.")],
+    agent: Annotated[str, typer.Argument(
+        help="Agent name: a module under agents/ (e.g. pinger) or an installed plug-in agent.")],
     out: Annotated[Path, typer.Option(help="Output JSON file.")] = Path("asyncapi.json"),
 ) -> None:
     """Write the AsyncAPI document of one agent's FastStream app."""
     import importlib
 
-    module = importlib.import_module(f"agents.{agent}")
-    spec = module.app.schema.to_specification()
+    from agents.registry import pure_agent
+
+    if agent in {spec.name for spec in BUILTIN}:
+        app = importlib.import_module(f"agents.{agent}").app
+    elif agent in {spec.name for spec in SYSTEM}:
+        app = pure_agent(agent).app  # a plug-in: built from its spec and policy alone
+    else:
+        names = ", ".join(spec.name for spec in SYSTEM)
+        typer.echo(f"error: no agent named {agent!r}; the system has {names}", err=True)
+        raise typer.Exit(2)
+    spec = app.schema.to_specification()
     out.write_text(spec.to_json())
     typer.echo(f"wrote {out}")

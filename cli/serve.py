@@ -17,6 +17,7 @@ from tqdm import tqdm
 from agents.config import SystemConfig, TrafficConfig
 from agents.gateway.http import HttpGateway
 from agents.gateway.http_policy import Limits
+from agents.plugins import plugin_names
 from agents.registry import cohort_of, make_gateway, make_worker, pure_policies, trainer_part
 from projections.projector import projector_on
 from runtime.stack import Part, Stack, running
@@ -33,10 +34,12 @@ class ServeReport:
     events: int
 
 
-def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
+def wake_parts(config: SystemConfig, traffic: bool = True, plugins: bool = True
+               ) -> list[Part]:
     """Every agent: gateway (benchmark traffic, unless `traffic` is off), selector, one worker
     per member, meta-selector, grader and, with the sleep half, the gap cartographer, envelope
-    broker, sleeper trainer and canary judge."""
+    broker, sleeper trainer and canary judge; and every installed plug-in agent (unless
+    `plugins` is off: they then run as their own processes)."""
     cohort = cohort_of(config)
     pure = pure_policies(config, cohort)
     sleep = ("cartographer", "envelope_broker", "canary_judge") if config.sleep.enabled else ()
@@ -48,12 +51,15 @@ def wake_parts(config: SystemConfig, traffic: bool = True) -> list[Part]:
         Part("grader", pure["grader"]),
         *(Part(name, pure[name]) for name in sleep),
         *([trainer_part(config)] if config.sleep.enabled else []),
+        *(Part(name, pure[name]) for name in (plugin_names() if plugins else ())),
     ]
 
 
-async def serve(bootstrap: str, db: Path, config: SystemConfig, timeout: float) -> ServeReport:
+async def serve(bootstrap: str, db: Path, config: SystemConfig, timeout: float,
+                plugins: bool = True) -> ServeReport:
     started = time.monotonic()
-    async with running(wake_parts(config), projector_on(db), bootstrap=bootstrap) as stack:
+    async with running(wake_parts(config, plugins=plugins), projector_on(db),
+                       bootstrap=bootstrap) as stack:
         await until_graded(stack, config.traffic, timeout)
         await stack.settle()
         rows = await stack.query(METRICS)
@@ -71,9 +77,30 @@ async def until_graded(stack: Stack, traffic: TrafficConfig, timeout: float,
             closed = (lambda: gateway.state.controlled) if traffic_controlled(stack) \
                 else (lambda: gateway.state.closed)
             while (done := min(total, len(closed()) * per_cycle)) < total:
-                bar.update(done - bar.n)
+                if done > bar.n:
+                    bar.update(done - bar.n)
+                    if progress and stack.projector is not None:
+                        bar.set_postfix_str(await latest_cycle(stack), refresh=True)
                 await asyncio.sleep(0.1)
             bar.update(total - bar.n)
+
+
+LATEST = """
+    SELECT m.cycle, m.accuracy, m.escalation_rate, m.cost_per_query,
+           (SELECT string_agg(s.model_id || ' ' || lower(s.state), ', ' ORDER BY s.model_id)
+              FROM member_states s WHERE s.cycle = (SELECT max(cycle) FROM member_states)
+               AND s.state <> 'WORKING')
+    FROM cycle_metrics m WHERE m.accuracy IS NOT NULL ORDER BY m.cycle DESC LIMIT 1"""
+
+
+async def latest_cycle(stack: Stack) -> str:
+    """The last projected cycle in a few words: what the live progress line shows."""
+    rows = await stack.query(LATEST)
+    if not rows:
+        return ""
+    cycle, acc, esc, cost, away = rows[0]
+    return (f"cycle {cycle}: accuracy {acc:.2f}, escalated {esc:.2f}, cost {cost:.2f}"
+            + (f"; {away}" if away else ""))
 
 
 def traffic_controlled(stack: Stack) -> bool:

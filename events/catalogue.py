@@ -1,9 +1,13 @@
-"""Every event type of the system, by wire name: the one place decoding looks types up."""
+"""Every event type of the system, by wire name: the one place decoding looks types up.
+
+Built-in types are listed here; a plug-in agent's types come with its spec (events.plugins).
+"""
 
 from __future__ import annotations
 
 from events import control, proof, serving
 from events.envelope import Payload
+from events.topology import BUILTIN, SYSTEM
 
 PAYLOADS: tuple[type[Payload], ...] = (
     serving.RunConfigured,
@@ -29,6 +33,7 @@ PAYLOADS: tuple[type[Payload], ...] = (
     control.RolledBack,
     proof.Ping,
     proof.Pong,
+    *(p for spec in SYSTEM[len(BUILTIN):] for p in spec.produces),
 )
 
 CATALOGUE: dict[str, type[Payload]] = {p.TYPE: p for p in PAYLOADS}

@@ -1,59 +1,22 @@
 """The system as data: which agent produces which events and consumes whose topics.
 
 Topic creation, the AsyncAPI/markdown docs, the projector's subscription and the test
-harness all derive from `SYSTEM`; adding an agent is adding one `AgentSpec` here.
+harness all derive from `SYSTEM`. A built-in agent is one `AgentSpec` here; an agent from
+another package joins by declaring its spec under the entry-point group `sleepwake.agents`
+(events.plugins, docs/extending.md), with no edit to this module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from events import control, proof, serving
 from events.envelope import Payload
+from events.plugins import plugin_specs
+from events.spec import TOPIC_PREFIX, TOPIC_VERSION, AgentSpec, dead_letter_of, topic_of
 
-TOPIC_PREFIX = "sw"
-TOPIC_VERSION = "v1"
+__all__ = ["AGENTS", "BUILTIN", "SYSTEM", "TOPIC_PREFIX", "TOPIC_VERSION", "AgentSpec",
+           "all_topics", "dead_letter_of", "event_topics", "producer_of", "topic_of"]
 
-
-Scaling = Literal["keyed", "global"]
-
-
-@dataclass(frozen=True)
-class AgentSpec:
-    """One agent: its name (= its topic), what it emits, whose topics it reads, and how it
-    scales: a `keyed` agent's state is per message key, so replicas in one consumer group
-    split the partitions; a `global` agent's state spans the whole log, so it runs as one
-    instance (a second one is refused at start)."""
-
-    name: str
-    produces: tuple[type[Payload], ...]
-    consumes: tuple[str, ...] = ()
-    summary: str = ""
-    scaling: Scaling = "global"
-
-    @property
-    def topic(self) -> str:
-        return topic_of(self.name)
-
-    @property
-    def dead_letter_topic(self) -> str:
-        return dead_letter_of(self.topic)
-
-    @property
-    def input_topics(self) -> tuple[str, ...]:
-        return tuple(topic_of(name) for name in self.consumes)
-
-
-def topic_of(agent: str) -> str:
-    return f"{TOPIC_PREFIX}.{agent}.{TOPIC_VERSION}"
-
-
-def dead_letter_of(topic: str) -> str:
-    return f"{topic}.dlq"
-
-
-SYSTEM: tuple[AgentSpec, ...] = (
+BUILTIN: tuple[AgentSpec, ...] = (
     AgentSpec(
         "gateway", (serving.RunConfigured, serving.CycleOpened, serving.QueryReceived),
         ("gateway", "grader", "envelope_broker"),
@@ -109,6 +72,9 @@ SYSTEM: tuple[AgentSpec, ...] = (
     AgentSpec("ponger", (proof.Pong,), ("pinger",), "Proof flow: answers every ping.",
               scaling="keyed"),
 )
+
+#: The built-in agents and every installed plug-in's (entry-point group `sleepwake.agents`).
+SYSTEM: tuple[AgentSpec, ...] = (*BUILTIN, *plugin_specs(BUILTIN))
 
 AGENTS: dict[str, AgentSpec] = {spec.name: spec for spec in SYSTEM}
 
