@@ -14,4 +14,11 @@ if ! command -v docker-compose >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command 
    (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q docker-compose >/dev/null 2>&1)) ||
    echo "setup: could not install docker-compose; the compose validation test will be skipped" >&2
 fi
+# Debian's Chromium, headless: the dashboard's browser test (tests/ops/test_ui.py) renders
+# `sleepwake ui` in it and takes its screenshot. Idempotent; sudo only when not root.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -q >/dev/null && $SUDO apt-get install -y -q --no-install-recommends chromium >/dev/null; } ||
+    echo "setup: could not install chromium; the dashboard's browser test will fail" >&2
+fi
 echo "setup done: source .venv/bin/activate, then: sleepwake --help"

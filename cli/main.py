@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -61,11 +62,28 @@ def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> No
     typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 
+def checked_config(path: Path | None) -> Any:
+    """The run configuration, with every installed plug-in's settings validated: a bad value
+    stops the command here, with the field and the fix, before any agent starts."""
+    from agents.config import ConfigError, load_config
+    from agents.plugins import plugin_policies
+
+    try:
+        cfg = load_config(path)
+        plugin_policies(cfg)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    return cfg
+
+
 @app.command()
 def run(
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Report directory: run.duckdb, report.md and cycles.png (default: "
+        "runs/run-<time>/; with --db only, <db name>-report/ beside the file).")] = None,
     db: Annotated[Path | None, typer.Option(
-        "--db", help="Fresh DuckDB file for the run (default: runs/sleepwake-<time>.duckdb).")
-    ] = None,
+        "--db", help="Fresh DuckDB file for the run (default: <out>/run.duckdb).")] = None,
     config: Annotated[Path | None, typer.Option(
         envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
     cycles: Annotated[int | None, typer.Option(min=1, help="Override traffic.cycles.")] = None,
@@ -78,6 +96,9 @@ def run(
     no_training: Annotated[bool, typer.Option(
         "--no-training", help="Everything runs but nobody sleeps (no envelope opens): the "
         "baseline that isolates what sleep training does.")] = False,
+    no_plugins: Annotated[bool, typer.Option(
+        "--no-plugins", help="Do not run installed plug-in agents in this process (run them "
+        "as their own processes: faststream run <package>:app).")] = False,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
@@ -85,54 +106,42 @@ def run(
 
     Starts the gateway, the selector, one worker per zoo member, the meta-selector, the
     grader, the four sleep agents (gap cartographer, envelope broker, sleeper trainer, canary
-    judge) and the projector on the embedded broker (unless --bootstrap), serves the
-    configured cycles of benchmark queries in lockstep and prints accuracy, escalation rate
-    and cost per query (normalised so that always-top = 1.00) for each cycle. `sleepwake
-    report --db FILE` then shows what the sleep half did.
+    judge), every installed plug-in agent (docs/extending.md) and the projector on the
+    embedded broker (unless --bootstrap), serves the configured cycles of benchmark queries
+    in lockstep and prints accuracy, escalation rate and cost per query (normalised so that
+    always-top = 1.00) for each cycle. `sleepwake report --db FILE` then shows what the sleep
+    half did.
     """
-    from agents.config import ConfigError, load_config
+    from cli.report import sleep_summary, write_report
     from cli.serve import render, serve
     from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    cfg = checked_config(config)
     traffic = cfg.traffic.model_copy(update={
         k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
     cfg = cfg.model_copy(update={"traffic": traffic})
     if no_sleep or no_training:
         off = {"enabled": False} if no_sleep else {"min_gap_mass": 1e9}  # beyond any G sum
         cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update=off)})
-    if db is None:
-        db = Path("runs") / f"sleepwake-{time.strftime('%Y%m%d-%H%M%S')}.duckdb"
+    if out is None:
+        out = db.with_name(db.stem + "-report") if db else \
+            Path("runs") / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+    db = db or out / "run.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
     if db.exists():
-        typer.echo(f"error: {db} exists; pass a new --db (a run projects into a fresh file)",
-                   err=True)
+        typer.echo(f"error: {db} exists; pass a new --db or --out (a run projects into a fresh "
+                   "file)", err=True)
         raise typer.Exit(2)
     with bootstrap_or_embedded(bootstrap) as servers:
-        report = asyncio.run(serve(servers, db, cfg, timeout))
+        report = asyncio.run(serve(servers, db, cfg, timeout, plugins=not no_plugins))
     typer.echo(render(report))
     if cfg.sleep.enabled:
         typer.echo("\n" + sleep_summary(db, cfg))
+    written = write_report(db, cfg, out, " ".join(["sleepwake", *sys.argv[1:]]))
     typer.echo(f"{report.events} events projected into {db} in {report.seconds:.1f}s "
-               f"(seed {cfg.traffic.seed}); audit with: sleepwake audit --db {db}; "
-               f"the sleep half in detail: sleepwake report --db {db}")
-
-
-def sleep_summary(db: Path, cfg: Any, baseline: Path | None = None) -> str:
-    """The run's sleep episodes and what training cost against what it saved."""
-    from agents.cohort import cohort_from_zoo
-    from agents.registry import unit_flops
-    from cli import report as r
-
-    unit = unit_flops(cohort_from_zoo(cfg.zoo))
-    run, base = r.read_run(db), r.read_run(baseline) if baseline else None
-    costs = r.costs(run, base, unit, cfg.traffic.queries_per_cycle)
-    return r.episode_table(run, unit) + "\n\n" + r.cost_lines(costs)
+               f"(seed {cfg.traffic.seed}); report: {written}; audit with: sleepwake audit "
+               f"--db {db}")
 
 
 @app.command()
@@ -143,6 +152,8 @@ def report(
         help="The same run without sleep (`sleepwake run --no-sleep`), to compare with.",
         exists=True, dir_okay=False)] = None,
     plot: Annotated[Path | None, typer.Option(help="Also draw the per-cycle PNG here.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Also write a report directory here: report.md and cycles.png.")] = None,
 ) -> None:
     """What the sleep half did in a run: per cycle, per episode, and training cost against
     what it saved (units of one always-top query; break-even in queries)."""
@@ -158,10 +169,12 @@ def report(
         con.close()
     run, base = r.read_run(db), r.read_run(baseline) if baseline else None
     typer.echo(r.cycle_table(run, base))
-    typer.echo("\n" + sleep_summary(db, cfg, baseline))
+    typer.echo("\n" + r.sleep_summary(db, cfg, baseline))
     if plot:
         r.plot(run, base, plot)
         typer.echo(f"\nplot: {plot}")
+    if out:
+        typer.echo(f"\nreport: {r.write_report(db, cfg, out, ' '.join(sys.argv), baseline)}")
 
 
 @app.command()
@@ -186,17 +199,12 @@ def http(
     `x-sleepwake-model`) and its normalised cost (`x-sleepwake-cost`). On SIGTERM it stops
     accepting, lets requests in flight finish (each within --timeout) and exits 0.
     """
-    from agents.config import ConfigError, load_config
     from agents.gateway.http_policy import Limits
     from cli.serve import serve_http
     from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    cfg = checked_config(config)
     limits = Limits(max_body_bytes=max_body, max_prompt_chars=max_prompt, timeout=timeout)
     db.parent.mkdir(parents=True, exist_ok=True)
     with bootstrap_or_embedded(bootstrap) as servers:
@@ -241,6 +249,59 @@ def project(db: Db = Path("sleepwake.duckdb"), bootstrap: Bootstrap = None,
     with bootstrap_or_embedded(bootstrap) as servers:
         typer.echo(f"projecting {servers} into {db}")
         asyncio.run(Projector(db, bootstrap=servers).app.run())
+
+
+@app.command()
+def ui(
+    db: Annotated[Path | None, typer.Option(
+        "--db", help="A finished run's DuckDB file, opened read-only (a file a projector "
+        "still writes is refused: follow that run with --bootstrap).")] = None,
+    bootstrap: Annotated[str | None, typer.Option(
+        "--bootstrap", help="host:port of the Kafka a run is using: follow it live with the "
+        "dashboard's own in-memory projection.")] = None,
+    host: Annotated[str, typer.Option(help="Address to serve the page on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to serve the page on.")] = 8050,
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 2.0,
+    verbose: Verbose = False,
+) -> None:
+    """Live dashboard of a run at http://HOST:PORT: member states with sleep episodes and
+    canaries, the gap map in 2-D coloured by G, accuracy, escalation and cost per cycle,
+    training curves and dead letters.
+
+    Two modes, exactly one of them:
+
+    - `--bootstrap HOST:PORT` follows a running system: the dashboard subscribes to the log
+    like any agent, with its own in-memory projection and its own consumer group, from the
+    first event, and never opens a file a projector writes. Start a broker whose address you
+    know, e.g. `sleepwake broker`, run `sleepwake run --bootstrap HOST:PORT`, then this.
+
+    - `--db FILE` shows a finished run's projection (`sleepwake run --db FILE`), opened
+    read-only at each refresh.
+    """
+    from dashboard.app import serve
+    from dashboard.source import FileSource, LiveSource, Source, SourceError
+
+    if (db is None) == (bootstrap is None):
+        typer.echo("error: pass exactly one of --db FILE (a finished run) or --bootstrap "
+                   "HOST:PORT (a live one)", err=True)
+        raise typer.Exit(2)
+    logs.setup(verbose)
+    source: Source
+    try:
+        if db is not None:
+            source = FileSource(db)
+            source.check()
+        else:
+            assert bootstrap is not None
+            source = LiveSource(bootstrap).start()
+    except SourceError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(f"sleepwake ui: http://{host}:{port}/ showing the {source.label}")
+    try:
+        serve(source, host, port, int(interval * 1000), quiet=not verbose)
+    finally:
+        source.close()
 
 
 @app.command()

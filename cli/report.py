@@ -163,3 +163,38 @@ def plot(run: RunTables, baseline: RunTables | None, out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def sleep_summary(db: Path, cfg: Any, baseline: Path | None = None) -> str:
+    """The run's sleep episodes and what training cost against what it saved."""
+    from agents.cohort import cohort_from_zoo
+    from agents.registry import unit_flops
+
+    unit = unit_flops(cohort_from_zoo(cfg.zoo))
+    run, base = read_run(db), read_run(baseline) if baseline else None
+    return episode_table(run, unit) + "\n\n" + cost_lines(
+        costs(run, base, unit, cfg.traffic.queries_per_cycle))
+
+
+def write_report(db: Path, cfg: Any, out: Path, command: str,
+                 baseline: Path | None = None) -> Path:
+    """A run's report directory: report.md (what ran, per cycle, per episode, costs) and
+    cycles.png beside it; the DuckDB file is named, never copied. Returns report.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    run, base = read_run(db), read_run(baseline) if baseline else None
+    plot(run, base, out / "cycles.png")
+    t = cfg.traffic
+    parts = [
+        "# sleepwake run\n",
+        f"- command: `{command}`",
+        f"- seed {t.seed}, {t.cycles} cycles of {t.queries_per_cycle} queries, "
+        f"sleep {'on' if cfg.sleep.enabled else 'off'}",
+        f"- projection: `{db}` (audit: `sleepwake audit --db {db}`)",
+        f"- baseline: `{baseline}`" if baseline else "",
+        "\n## Per cycle\n", cycle_table(run, base),
+        "\n![per cycle](cycles.png)\n",
+    ]
+    if cfg.sleep.enabled:
+        parts += ["## Sleep episodes and costs\n", sleep_summary(db, cfg, baseline)]
+    (out / "report.md").write_text("\n".join(p for p in parts if p) + "\n")
+    return out / "report.md"

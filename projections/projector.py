@@ -37,14 +37,18 @@ from runtime.deadletters import (
     letter_for,
     read_dead_letter,
 )
+from runtime.metrics import Meter, projected, projected_letters, serve_metrics
 
 log = logging.getLogger("sleepwake.projector")
 
 class Projector:
     def __init__(
         self, db: str | Path, *, bootstrap: str | None = None, broker: KafkaBroker | None = None,
-        positions: bool = True, group: str | None = None,
+        positions: bool = True, group: str | None = None, observer: bool = False,
     ) -> None:
+        """`observer`: a read-only follower (the dashboard's own projection): it writes
+        nothing to the log — no topics, no dead letters (the run's projector records them) —
+        and serves no metrics."""
         self.store = Store(db)
         self.positions = positions  # False on the in-memory test broker, whose offsets are all 0
         self.bootstrap = bootstrap or bootstrap_from_env()
@@ -65,37 +69,49 @@ class Projector:
         )
         self.applied = 0
         self.dead_letters = 0
+        self.meter = Meter("projector")  # its own rejections and lag (runtime.metrics)
+        self.observer = observer
 
     async def prepare(self) -> None:
+        if self.observer:
+            return
+        serve_metrics()
         await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
 
     async def on_events(self, bodies: list[bytes], msg: KafkaMessage) -> None:
         """Project a batch in one transaction; a record that cannot be decoded, or whose
         rows the store rejects, is dead-lettered alone and the rest of the batch applies."""
-        rows, out, kept = [], [], []
+        rows, out, kept, types = [], [], [], []
         for body, record in zip(bodies, records_of(msg), strict=True):
             got = decode_record(body, record, "projector")
             if isinstance(got, DeadLetter):
                 out.append(dead_letter_message(got))
+                self.meter.rejected(got.reason)
             else:
                 rows.append(row(got, self.position(record), body))
                 kept.append((body, record))
+                types.append(got.type)
         async with self.lock:
             try:
                 applied = await asyncio.to_thread(self.store.apply, rows)
+                projected(types, applied)
             except Exception:
                 log.exception("a batch failed to project; projecting it record by record")
                 applied = 0
-                for one, (body, record) in zip(rows, kept, strict=True):
+                for one, (body, record), kind in zip(rows, kept, types, strict=True):
                     try:
-                        applied += await asyncio.to_thread(self.store.apply, [one])
+                        one_applied = await asyncio.to_thread(self.store.apply, [one])
+                        projected([kind], one_applied)
+                        applied += one_applied
                     except Exception as exc:
                         err = BadEvent("handler_error", f"projector: {exc}"[:1000])
+                        self.meter.rejected(err.reason)
                         out.append(dead_letter_message(letter_for(err, body, record,
                                                                   "projector")))
-        for body, topic, key in out:
+        for body, topic, key in out if not self.observer else ():
             await self.broker.publish(body, topic=topic, key=key)
         self.applied += applied
+        self.meter.lag(msg)
         log.debug("projected %d of %d events", applied, len(bodies))
 
     async def on_dead_letters(self, bodies: list[bytes], msg: KafkaMessage) -> None:
@@ -105,7 +121,10 @@ class Projector:
             for body, r in zip(bodies, records_of(msg), strict=True)
         ]
         async with self.lock:
-            self.dead_letters += await asyncio.to_thread(self.store.apply_dead_letters, letters)
+            added = await asyncio.to_thread(self.store.apply_dead_letters, letters)
+            self.dead_letters += added
+        projected_letters((letter.reason for letter, _ in letters), added)
+        self.meter.lag(msg)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query on the projection (hold `lock` while a batch may be applied)."""

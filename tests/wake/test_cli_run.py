@@ -43,6 +43,11 @@ def test_run_prints_the_projected_metrics_and_audits_clean(
         assert values[2:7] == [f"{acc:.3f}", f"{esc:.3f}", f"{router:.2e}", f"{cost:.3f}",
                                f"{shadowed:.3f}"]
         assert router > 0  # the router's embedding is counted
+    report = tmp_path / "run-report"  # the run's report directory, beside its file
+    assert (report / "cycles.png").stat().st_size > 10_000
+    written = (report / "report.md").read_text()
+    assert f"seed {tiny_config.traffic.seed}, {tiny_config.traffic.cycles} cycles" in written
+    assert f"| {rows[-1][0]} | {rows[-1][2]:.3f} |" in written  # last cycle's accuracy
     audit = subprocess.run([*SLEEPWAKE, "audit", "--db", str(db)], cwd=ROOT,
                            capture_output=True, text=True, timeout=300)
     assert audit.returncode == 0, audit.stdout[-2000:] + audit.stderr[-2000:]
