@@ -44,11 +44,15 @@ class SelectorSettings(_Frozen):
     epsilon: float = Field(default=0.05, ge=0, le=1)
     k_max: int = Field(default=10, ge=1)
     decay: float = Field(default=0.99, gt=0, lt=1)
+    route: Literal["prototypes", "cheapest", "top"] = Field(
+        default="prototypes", description="prototypes: eq. 4 over behavioural prototypes; "
+        "cheapest: always the cheapest entry member (a cascade's first step); top: always the "
+        "top tier (baselines of `sleepwake compare`).")
 
     def policy_config(self, seed: int, controlled: bool = False) -> SelectorConfig:
         return SelectorConfig(w_d=self.w_d, w_c=self.w_c, epsilon=self.epsilon,
                               k_max=self.k_max, decay=self.decay, seed=seed,
-                              controlled=controlled)
+                              controlled=controlled, route=self.route)
 
 
 class MetaSettings(_Frozen):
@@ -57,10 +61,14 @@ class MetaSettings(_Frozen):
                          description="Accepted-on-confidence answers must be ≥ 1-δ right.")
     theta_default: float = Field(default=0.8, ge=0, le=1)
     prior_gain: float = Field(default=0.5, ge=-1, le=1)
+    rule: Literal["evi", "confidence", "never"] = Field(
+        default="evi", description="evi: escalate iff calibrated confidence < θ and EVI > 0 "
+        "(Algorithm 1); confidence: iff confidence < θ (a confidence cascade); never: accept "
+        "every answer (baselines of `sleepwake compare`).")
 
     def policy_config(self, controlled: bool = False) -> MetaConfig:
         return MetaConfig(lam=self.lam, delta=self.delta, theta_default=self.theta_default,
-                          prior_gain=self.prior_gain, controlled=controlled)
+                          prior_gain=self.prior_gain, controlled=controlled, rule=self.rule)
 
 
 class CartographySettings(_Frozen):
@@ -93,6 +101,13 @@ class SleepSettings(_Frozen):
     budget_per_cycle: float = Field(
         default=500_000.0, gt=0, description="B_tot: compute the cohort's hardware offers per "
         "cycle, in units of one always-top query (the normalised cost unit).")
+    sleeper: Literal["hardness", "random"] = Field(
+        default="hardness", description="hardness: argmax H_M among members that may sleep; "
+        "random: a seeded random one of them (a baseline).")
+    examples: Literal["gap", "uniform", "escalated"] = Field(
+        default="gap", description="What an episode distils: gap, the log's queries in the "
+        "target cells (replay: the rest); uniform, every log query; escalated, the queries "
+        "the meta-selector escalated (replay: the rest). The gate is the same for all three.")
     slot_cycles: int = Field(default=4, ge=1, description="Cycles one sleep slot lasts; its "
                              "step budget is alpha·B_tot·slot_cycles over the cost of one step.")
     target_cells: int = Field(default=3, ge=1, description="Cells (top by G) one episode "

@@ -69,7 +69,7 @@ def trainer_part(config: SystemConfig) -> Part:
         teacher=cohort.cheapest(cohort.top_tier).model_id, unit_flops=unit_flops(cohort),
         max_tokens=ENTRY.max_positions, rank=s.kd_rank, lr=s.kd_lr,
         replay_weight=s.kd_replay_weight, batch=s.kd_batch, checkpoint_every=s.checkpoint_every)
-    trainer = TrainerConfig()
+    trainer = TrainerConfig(examples=s.examples)
     return Part("trainer", trainer_policy(trainer),
                 build=partial(TrainerAgent, settings=settings, trainer=trainer))
 
@@ -94,7 +94,7 @@ def broker_config(config: SystemConfig, cohort: Cohort) -> BrokerConfig:
                         horizon=config.traffic.cycles if config.traffic.mode == "lockstep"
                         else None,
                         rows_per_step=2 * s.kd_batch, max_tokens=ENTRY.max_positions,
-                        unit_flops=unit)
+                        unit_flops=unit, sleeper=s.sleeper, seed=config.traffic.seed)
 
 
 def proof_parts(*names: str) -> list[Part]:

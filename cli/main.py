@@ -178,6 +178,80 @@ def report(
 
 
 @app.command()
+def compare(
+    out: Annotated[Path, typer.Option(help="Comparison directory: one folder per arm and "
+                                      "seed, report.md, frontier.png, cycles.png.")] = (
+        Path("runs/compare")),
+    arms: Annotated[str, typer.Option(help="Comma-separated arms (default: all; see "
+                                      "--list).")] = "",
+    seeds: Annotated[str, typer.Option(help="Comma-separated seeds.")] = "0,1,2",
+    config: Annotated[Path | None, typer.Option(
+        envvar="SLEEPWAKE_CONFIG", help="Base JSON configuration every arm starts from.")] = None,
+    cycles: Annotated[int | None, typer.Option(min=1, help="Override traffic.cycles.")] = None,
+    queries: Annotated[int | None, typer.Option(
+        min=1, help="Override traffic.queries_per_cycle.")] = None,
+    jobs: Annotated[int, typer.Option(min=1, help="Runs side by side (each takes about one "
+                                      "core; a sleeping run's trainer takes another).")] = 1,
+    timeout: Annotated[float, typer.Option(help="Give up on one run after this many "
+                                           "seconds.")] = 3600.0,
+    list_arms: Annotated[bool, typer.Option("--list", help="List the arms and exit.")] = False,
+) -> None:
+    """Run every arm on the same seeds and traffic and report means with 95 % intervals.
+
+    Each (arm, seed) is a full `sleepwake run` in <out>/<arm>/seed-<n>/ with its own report;
+    a run already complete there is not run again, so an interrupted comparison continues
+    where it stopped. The report puts the arms side by side (accuracy, escalation rate,
+    serving, training and all-in cost per query, gap mass, confidence variance, the cycle
+    each settles by), the routing summary (PGR, 95 % of always-top quality) and the source
+    paper's claims beside what the sleep-wake arm measured.
+    """
+    from agents.cohort import cohort_from_zoo
+    from agents.registry import unit_flops
+    from cli.arms import ARMS, BY_NAME
+    from cli.compare import RunFailed, plan, run_all
+    from cli.compare_report import write_comparison
+    from cli.evidence import read_figures
+
+    if list_arms:
+        for arm in ARMS:
+            typer.echo(f"{arm.name:20} {arm.stands_for}")
+        return
+    chosen = [a.strip() for a in arms.split(",") if a.strip()] or [a.name for a in ARMS]
+    unknown = [a for a in chosen if a not in BY_NAME]
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        seed_list = []
+    if unknown or not seed_list:
+        problem = (f"unknown arm(s) {', '.join(unknown)}; the arms are "
+                   f"{', '.join(BY_NAME)}") if unknown else \
+            f"--seeds must be comma-separated integers, got {seeds!r}"
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    cfg = checked_config(config)
+    traffic = cfg.traffic.model_copy(update={
+        k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
+    cfg = cfg.model_copy(update={"traffic": traffic})
+    runs = plan([BY_NAME[a] for a in chosen], seed_list, out)
+    done = sum(p.done for p in runs)
+    typer.echo(f"{done} of {len(runs)} runs already done in {out}; running the rest, "
+               f"{jobs} at a time")
+    try:
+        run_all(runs, cfg, jobs, timeout)
+    except RunFailed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        typer.echo("stopped; `sleepwake compare` with the same --out continues", err=True)
+        raise typer.Exit(130) from None
+    unit = unit_flops(cohort_from_zoo(cfg.zoo))
+    figures = [read_figures(p.db, p.arm.name, p.seed, unit) for p in runs]
+    written = write_comparison(figures, out, " ".join(["sleepwake", *sys.argv[1:]]))
+    typer.echo(written.read_text())
+    typer.echo(f"report: {written}")
+
+
+@app.command()
 def http(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     db: Db = Path("runs/http.duckdb"),

@@ -58,7 +58,7 @@ BUILTIN: tuple[AgentSpec, ...] = (
     AgentSpec(
         "trainer",
         (control.TrainingProgress, control.TrainingCompleted, control.TrainingFailed),
-        ("envelope_broker", "gateway", "trainer"),
+        ("envelope_broker", "gateway", "trainer", "meta_selector"),
         "Algorithm 2: LoRA knowledge distillation from the upper tier on the gap cells.",
     ),
     AgentSpec(

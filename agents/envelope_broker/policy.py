@@ -22,6 +22,7 @@ of a step at the model's full context), so what it actually spends never exceeds
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, Literal
@@ -65,6 +66,8 @@ class BrokerConfig:
     max_tokens: int = 64  # a sequence's upper bound (the model's context)
     unit_flops: float = 1.0  # FLOPs of one always-top query (the cost normaliser)
     horizon: int | None = None  # a run of this many cycles: no episode is due after its end
+    sleeper: Literal["hardness", "random"] = "hardness"  # random: a baseline
+    seed: int = 0  # the random sleeper's draw
 
 
 @dataclass(frozen=True)
@@ -176,8 +179,10 @@ def _settle(cfg: BrokerConfig, state: State, env: Envelope, n: int
     return _close(cfg, state, env, n, "rolled_back", view)  # RolledBack (gate or slot)
 
 
-def _sleeper(cohort: Cohort, state: State, gap: GapIndexUpdated, n: int) -> str | None:
-    """argmax H_M among working members not cooling down, if one may sleep at all."""
+def _sleeper(cohort: Cohort, cfg: BrokerConfig, state: State, gap: GapIndexUpdated, n: int
+             ) -> str | None:
+    """argmax H_M among working members not cooling down, if one may sleep at all (or, as a
+    baseline, a seeded random one of them)."""
     members = [m.model_id for m in cohort.tier(gap.tier)]
     working = [m for m in members if _member(state, m).state == "WORKING"]
     # a member sleeps on its base weights: one already promoted is not retrained (stacking a
@@ -188,6 +193,9 @@ def _sleeper(cohort: Cohort, state: State, gap: GapIndexUpdated, n: int) -> str 
     rested = [m for m in fresh if _member(state, m).cooling_until <= n + 1]
     if not rested:
         return None
+    if cfg.sleeper == "random":
+        draw = hashlib.sha256(f"sleeper|{cfg.seed}|{n}|{gap.tier}".encode()).digest()
+        return sorted(rested)[int.from_bytes(draw[:8], "big") % len(rested)]
     return max(rested, key=lambda m: (gap.hardness.get(m, 0.0), m))
 
 
@@ -209,7 +217,7 @@ def _allocate(cohort: Cohort, cfg: BrokerConfig, state: State, n: int
             continue  # it would train for a cycle that never comes
         if train_left + 1e-9 < m_t or infer_left + 1e-9 < 2 * m_i:
             break
-        model_id = _sleeper(cohort, state, gap, n)
+        model_id = _sleeper(cohort, cfg, state, gap, n)
         if model_id is None:
             continue
         member = cohort.member(model_id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class MetaConfig:
     history: int = 1000  # graded answers per member the calibration uses (most recent)
     history_cycles: int = 30  # cycles of graded rows kept
     controlled: bool = False  # the sleep half runs: cycle c also waits for the gap map of c-1
+    rule: Literal["evi", "confidence", "never"] = "evi"  # baselines: see agents.config
 
 
 def _empty() -> MappingProxyType[Any, Any]:
@@ -122,13 +123,13 @@ def judge(cohort: Cohort, cfg: MetaConfig, ev: Evidence, r: ResponseGenerated,
     theta = ev.thetas.get(version, cfg.theta_default)
     about: dict[str, Any] = {"query_id": r.query_id, "cycle": r.cycle, "model_id": r.model_id,
                              "tier": r.tier, "p_success": p, "theta": theta}
-    if r.tier >= cohort.top_tier:
+    if r.tier >= cohort.top_tier or cfg.rule == "never":
         return Accepted(**about, evi=0.0)
     target = cohort.cheapest(r.tier + 1)
     x = decode_vector(q.embedding) if q.embedding else None
     evi = expected_gain(ev, r.tier, x, cfg, r.model_id) - cfg.lam * (
         target.cost - cohort.member(r.model_id).cost)
-    if p < theta and evi > 0:
+    if p < theta and (evi > 0 or cfg.rule == "confidence"):
         return Escalated(**about, evi=evi, to_tier=target.tier, to_model=target.model_id,
                          text=q.text)
     return Accepted(**about, evi=evi)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,7 @@ class SelectorConfig:
     prior_distance: float = 1.0  # d_beh of a member with no prototype yet
     seed: int = 0
     controlled: bool = False  # the sleep half runs: wait for each cycle's control phase
+    route: Literal["prototypes", "cheapest", "top"] = "prototypes"  # baselines: see config
 
 
 class Success(NamedTuple):
@@ -115,8 +116,15 @@ def route(cohort: Cohort, cfg: SelectorConfig, state: State, q: QueryReceived) -
     x = decode_vector(q.embedding)
     d = distances(_with_proven_cells(state, view, ids), ids, x, cfg.prior_distance)
     score = cfg.w_d * d + cfg.w_c * costs
-    explored = _draw(cfg.seed, q.query_id) < cfg.epsilon
-    if explored:
+    explored = cfg.route == "prototypes" and _draw(cfg.seed, q.query_id) < cfg.epsilon
+    if cfg.route == "top":
+        top = cohort.cheapest(cohort.top_tier)
+        return QueryRouted(query_id=q.query_id, cycle=q.cycle, model_id=top.model_id,
+                           tier=top.tier, text=q.text, distances={}, costs={top.model_id: top.cost},
+                           explored=False, canary=False, adapter=None)
+    if cfg.route == "cheapest":
+        pick = min(range(len(entry)), key=lambda i: (costs[i], ids[i]))
+    elif explored:
         pick = int(_draw(cfg.seed + 1, q.query_id) * len(entry))
     else:
         pick = min(range(len(entry)), key=lambda i: (score[i], ids[i]))

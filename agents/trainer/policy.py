@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from events.control import SleepStarted, TrainingCompleted, TrainingFailed
-from events.serving import AdapterRef, CycleOpened, QueryReceived
+from events.serving import AdapterRef, CycleOpened, Escalated, QueryReceived
 from events.vectors import decode_vector
 from runtime.policy import AnyEnvelope, Emit, Policy
 
@@ -32,6 +32,9 @@ class TrainerConfig:
     history_cycles: int = 12  # cycles of the log an episode learns from
     eval_share: float = 0.3  # queries held out of training for the offline gate
     max_eval: int = 60  # held-out queries per side (target, outside) the gate scores
+    #: What is distilled: "gap" (the target cells), "uniform" (every log query) or
+    #: "escalated" (what the meta-selector escalated): baselines of `sleepwake compare`.
+    examples: str = "gap"
 
 
 class LogQuery(NamedTuple):
@@ -79,6 +82,7 @@ class State:
     episodes: MappingProxyType[str, SleepStarted] = field(default_factory=_empty)
     done: frozenset[str] = frozenset()
     latest: int = 0  # the newest episode's start: later ones start no earlier
+    escalated: MappingProxyType[int, frozenset[str]] = field(default_factory=_empty)  # by cycle
 
 
 def held_out(query_id: str, share: float) -> bool:
@@ -111,8 +115,12 @@ def job_of(cfg: TrainerConfig, state: State, sleep: SleepStarted) -> Job:
         i = int(np.argmin(d))
         inside = bool(d[i] <= radii[i])
         if held_out(q.query_id, cfg.eval_share):
-            (eval_target if inside else eval_outside).append(q)
-        elif inside:
+            (eval_target if inside else eval_outside).append(q)  # one gate for every arm
+        elif cfg.examples == "uniform" or (
+                cfg.examples == "escalated"
+                and q.query_id in state.escalated.get(q.cycle, frozenset())):
+            targets.append(Target(q.text, 1.0, 0.0))  # equal weights: no gap to weigh by
+        elif inside and cfg.examples == "gap":
             cell = sleep.target_cells[i]
             targets.append(Target(q.text, cell.gap, cell.solvable_up - cell.cover))
         else:
@@ -133,10 +141,11 @@ def _forget(cfg: TrainerConfig, state: State) -> State:
     open_starts = [s.cycle for k, s in state.episodes.items() if k not in state.done]
     keep_from = min([*open_starts, state.latest]) - cfg.history_cycles + 1
     queries = {c: v for c, v in state.queries.items() if c >= keep_from}
+    escalated = {c: v for c, v in state.escalated.items() if c >= keep_from}
     sizes = {c: v for c, v in state.sizes.items() if c >= keep_from}
     episodes = {k: v for k, v in state.episodes.items() if k not in state.done}
     return replace(state, queries=MappingProxyType(queries), sizes=MappingProxyType(sizes),
-                   episodes=MappingProxyType(episodes))
+                   episodes=MappingProxyType(episodes), escalated=MappingProxyType(escalated))
 
 
 def evolve(cfg: TrainerConfig, state: State, event: AnyEnvelope) -> State:
@@ -150,6 +159,10 @@ def evolve(cfg: TrainerConfig, state: State, event: AnyEnvelope) -> State:
             return state
         return replace(state, queries=MappingProxyType({**state.queries,
                                                         data.cycle: (*have, row)}))
+    if isinstance(data, Escalated) and data.tier == 0:
+        have_ids = state.escalated.get(data.cycle, frozenset())
+        return replace(state, escalated=MappingProxyType(
+            {**state.escalated, data.cycle: have_ids | {data.query_id}}))
     if isinstance(data, CycleOpened):
         return replace(state, sizes=MappingProxyType({**state.sizes, data.cycle: data.queries}))
     if isinstance(data, SleepStarted) and data.envelope_id not in state.done:

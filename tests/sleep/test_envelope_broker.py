@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 from agents.cohort import Cohort, Member
@@ -169,3 +170,14 @@ def test_no_episode_is_started_that_would_be_due_after_the_run_ends() -> None:
 
     assert sleeps(3) == [2]  # due at 2 in a run of cycles 0-2
     assert sleeps(2) == []  # due at 2 in a run of cycles 0-1: never started
+
+
+def test_the_random_sleeper_baseline_draws_from_the_seed_not_the_gap() -> None:
+    def sleeper(seed: int) -> str:
+        cfg = dataclasses.replace(CFG, sleeper="random", seed=seed)
+        _, decided = run(make_policy(COHORT, cfg), [gaps(0, hardness={"a": 0.0, "b": 0.9})])
+        return next(d for d in emitted(decided) if isinstance(d, SleepStarted)).model_id
+
+    drawn = [sleeper(seed) for seed in range(8)]
+    assert set(drawn) == {"a", "b"}  # not always the hardest (b)
+    assert drawn == [sleeper(seed) for seed in range(8)]  # a function of the seed

@@ -112,3 +112,18 @@ def test_a_new_adapter_version_is_not_trusted_before_its_answers_are_graded() ->
                      [query("q", unit(1)), sure])
     verdict = decided[1][0].data
     assert isinstance(verdict, Escalated) and verdict.p_success == 0.0
+
+
+def test_baseline_rules_escalate_on_confidence_alone_or_never() -> None:
+    x = unit(1)
+    cell = GapCell(cell_id="c1", centroid=encode_vector(x), size=50, demand=0.5, cover=0.9,
+                   solvable_up=0.92, gap=0.0)
+    log = [env(GapIndexUpdated(cycle=0, tier=0, cells=[cell], gap_mass=0.0, hardness={})),
+           closed(0, grades=0, queries=0), query("q", x, cycle=1),
+           answer("q", conf=0.1, cycle=1)]
+    _, evi = run(make_policy(COHORT), log)
+    assert isinstance(evi[3][0].data, Accepted)  # EVI < 0: Algorithm 1 keeps the answer
+    _, cascade = run(make_policy(COHORT, MetaConfig(rule="confidence")), log)
+    assert isinstance(cascade[3][0].data, Escalated)  # a cascade escalates on confidence alone
+    _, never = run(make_policy(COHORT, MetaConfig(rule="never")), log)
+    assert isinstance(never[3][0].data, Accepted)

@@ -171,3 +171,15 @@ def test_a_promoted_version_is_routed_the_cells_it_was_proven_on() -> None:
                       query("q1", near(cell, 1), cycle=1), query("q2", unit(1), cycle=1)])
     assert routed(decided[2]).model_id == "c" and routed(decided[2]).adapter == adapter
     assert routed(decided[3]).model_id == "a"  # elsewhere cost decides, as before
+
+
+def test_baseline_routes_cheapest_entry_member_or_the_top_tier() -> None:
+    x = unit(1)
+    log = [query("q1", x), graded("q1", "c", True), closed(0, grades=1, queries=1),
+           query("q2", near(x, 3), cycle=1)]
+    _, by_prototype = run(make_policy(COHORT, NO_EXPLORE), log)
+    assert routed(by_prototype[3]).model_id == "c"  # where c succeeded
+    _, cheapest = run(make_policy(COHORT, SelectorConfig(route="cheapest")), log)
+    assert routed(cheapest[3]).model_id == "a"  # cost 0.2, first by name; no exploration
+    _, top = run(make_policy(COHORT, SelectorConfig(route="top")), log)
+    assert (routed(top[3]).model_id, routed(top[3]).tier) == ("top", 1)

@@ -1,0 +1,117 @@
+"""What a comparison found: per-run figures read from each run's projection, then means and
+95 % confidence intervals over seeds, the routing field's summary figures, the paper's
+claims beside ours, and the plots.
+
+Every figure comes from a run's DuckDB file (`cycle_metrics`, `gap_maps`, `training_runs`);
+nothing is recomputed from models. Definitions (also in the report):
+
+- accuracy, escalation rate, serving cost per query (router included), confidence variance:
+  means over the run's cycles (every cycle has the same number of queries);
+- training cost per query: the run's training FLOPs in units of one always-top query, divided
+  by the queries served; all-in = serving + training;
+- initial / final: the means over cycles 1-5 (cycle 0 runs on priors) and over the last 5;
+- settles by: the first cycle from which every cycle's serving cost per query stays within
+  0.05 of the final mean;
+- PGR (performance gap recovered): (accuracy - cheapest-only) / (always-top - cheapest-only).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import mean, stdev
+
+import duckdb
+
+WINDOW = 5
+SETTLE_BAND = 0.05
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    arm: str
+    seed: int
+    cycles: int
+    accuracy: float
+    escalation: float
+    serving: float
+    training: float
+    conf_variance: float
+    gap_mass_initial: float | None
+    gap_mass_final: float | None
+    initial: dict[str, float]
+    final: dict[str, float]
+    settles_by: int
+    per_cycle: dict[str, list[float | None]]
+
+    @property
+    def all_in(self) -> float:
+        return self.serving + self.training
+
+
+PER_CYCLE = """
+    SELECT m.cycle, m.accuracy, m.escalation_rate, m.cost_per_query,
+           coalesce(m.confidence_variance, 0), g.gap_mass
+    FROM cycle_metrics m LEFT JOIN gap_maps g ON g.cycle = m.cycle AND g.tier = 0
+    ORDER BY m.cycle"""
+
+
+def read_figures(db: Path, arm: str, seed: int, unit_flops: float) -> RunFigures:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute(PER_CYCLE).fetchall()
+        flops = con.execute("SELECT coalesce(sum(train_flops), 0) FROM training_runs"
+                            ).fetchone()
+        queries = con.execute("SELECT coalesce(sum(queries), 0) FROM cycle_metrics").fetchone()
+    finally:
+        con.close()
+    if not rows:
+        raise ValueError(f"{db} holds no graded cycle: the run did not finish")
+    col = {name: [r[i] for r in rows] for i, name in enumerate(
+        ("cycle", "accuracy", "escalation", "serving", "conf_variance", "gap_mass"))}
+    head = slice(1, 1 + WINDOW) if len(rows) > WINDOW else slice(0, len(rows))
+    tail = slice(-WINDOW, None)
+    measured = ("accuracy", "escalation", "serving", "conf_variance")
+    served = float(queries[0]) if queries else 0.0
+    final_cost = mean(col["serving"][tail])
+    settle = next(i for i in range(len(rows)) if all(
+        abs(c - final_cost) <= SETTLE_BAND for c in col["serving"][i:]))
+    return RunFigures(
+        arm=arm, seed=seed, cycles=len(rows), accuracy=mean(col["accuracy"]),
+        escalation=mean(col["escalation"]), serving=mean(col["serving"]),
+        training=(float(flops[0]) / unit_flops / served) if flops and served else 0.0,
+        conf_variance=mean(col["conf_variance"]), gap_mass_initial=_mean(col["gap_mass"][head]),
+        gap_mass_final=_mean(col["gap_mass"][tail]),
+        initial={k: mean(col[k][head]) for k in measured},
+        final={k: mean(col[k][tail]) for k in measured}, settles_by=int(col["cycle"][settle]),
+        per_cycle={k: list(v) for k, v in col.items() if k != "cycle"})
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    kept = [v for v in values if v is not None]
+    return mean(kept) if kept else None
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    half: float | None  # 95 % half-width; None with one seed
+    n: int
+
+    def __str__(self) -> str:
+        return f"{self.mean:.3f}" + ("" if self.half is None else f" ± {self.half:.3f}")
+
+
+#: Two-sided 95 % Student t quantiles by degrees of freedom (n - 1).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228}
+
+
+def interval(values: Sequence[float]) -> Interval:
+    n = len(values)
+    if n < 2:
+        return Interval(values[0] if values else math.nan, None, n)
+    t = _T95.get(n - 1, 1.96)
+    return Interval(mean(values), t * stdev(values) / math.sqrt(n), n)

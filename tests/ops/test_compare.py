@@ -1,0 +1,116 @@
+"""`sleepwake compare` (and through it `sleepwake run`) end to end over the real embedded
+broker, on the tiny zoo: each run prints what its projection says, writes its report
+directory and audits clean; the comparison's table says what the runs' projections say; and a
+second call runs only what is missing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from agents.config import MetaSettings, SleepSettings, SystemConfig, TrafficConfig
+from cli.arms import ARMS, BY_NAME
+from cli.audit import audit
+from cli.evidence import interval
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parents[2]
+SLEEPWAKE = [sys.executable, "-m", "cli.main"]
+METRICS = ("SELECT cycle, queries, accuracy, escalation_rate, router_cost_per_query, "
+           "cost_per_query, cost_with_shadow FROM cycle_metrics ORDER BY cycle")
+
+
+def compare(out: Path, config: Path, arms: str, seeds: str) -> str:
+    done = subprocess.run([*SLEEPWAKE, "compare", "--config", str(config), "--out", str(out),
+                           "--arms", arms, "--seeds", seeds, "--jobs", "2"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def rows_of(db: Path) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(METRICS).fetchall()
+    finally:
+        con.close()
+
+
+def test_compare_reports_what_the_projections_say_and_resumes(tiny_zoo: Path,
+                                                              tmp_path: Path) -> None:
+    base = SystemConfig(zoo=tiny_zoo, meta=MetaSettings(prior_gain=0.5),
+                        traffic=TrafficConfig(cycles=2, queries_per_cycle=12, shadow=0.25),
+                        sleep=SleepSettings(enabled=False))
+    (tmp_path / "base.json").write_text(base.model_dump_json())
+    out = tmp_path / "cmp"
+    compare(out, tmp_path / "base.json", "cheapest-only", "0,1")
+    first = (out / "cheapest-only" / "seed-0" / "report.md").stat().st_mtime_ns
+    printed = compare(out, tmp_path / "base.json", "cheapest-only", "0,1")  # resumes: no run
+    assert (out / "cheapest-only" / "seed-0" / "report.md").stat().st_mtime_ns == first  # kept
+    assert "2 of 2 runs already done" in printed
+
+    # one run as `sleepwake run` shows it: its printed table, report directory and audit
+    run = out / "cheapest-only" / "seed-1"
+    rows = rows_of(run / "run.duckdb")
+    assert len(rows) == base.traffic.cycles
+    table = [line.strip("|").split("|") for line in (run / "run.log").read_text().splitlines()
+             if line.startswith("| ") and line[2].isdigit()]
+    for cells, (cycle, n, acc, esc, router, cost, shadowed) in zip(table, rows, strict=True):
+        assert [c.strip() for c in cells][:7] == [
+            str(cycle), str(n), f"{acc:.3f}", f"{esc:.3f}", f"{router:.2e}", f"{cost:.3f}",
+            f"{shadowed:.3f}"]
+        assert router > 0  # the router's embedding is counted
+        assert esc == 0  # cheapest-only never escalates
+    assert (run / "cycles.png").stat().st_size > 10_000
+    assert f"| {rows[-1][0]} | {rows[-1][2]:.3f} |" in (run / "report.md").read_text()
+    checked = audit(run / "run.duckdb")  # configured from the log alone
+    assert checked.ok, checked.divergences[:5]
+
+    # the comparison: each cell is the interval over the seeds' projections
+    report = (out / "report.md").read_text()
+    assert (out / "frontier.png").stat().st_size > 10_000
+    for arm in ("cheapest-only",):
+        runs = [rows_of(out / arm / f"seed-{s}" / "run.duckdb") for s in (0, 1)]
+        row = next(line for line in report.splitlines() if line.startswith(f"| {arm} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[1] == "2"  # seeds
+        for column, index in ((2, 2), (3, 3), (4, 5)):  # accuracy, escalation, serving cost
+            means = [sum(r[index] for r in rs) / len(rs) for rs in runs]
+            assert cells[column] == str(interval(means))
+        assert BY_NAME[arm].stands_for in report
+    assert "need both the always-top and the cheapest-only arms" in report
+
+
+def test_every_arm_is_a_valid_configuration_differing_where_it_says() -> None:
+    base = SystemConfig()
+    configs = {arm.name: arm.config(base, seed=4) for arm in ARMS}
+    assert all(c.traffic.seed == 4 for c in configs.values())
+    assert configs["sleep-wake"] == base.model_copy(update={"traffic": configs["static"].traffic})
+    assert configs["static"].sleep.min_gap_mass > 1e6 and configs["static"].sleep.enabled
+    assert configs["cascade"].selector.route == "cheapest"
+    assert configs["cascade"].meta.rule == "confidence"
+    assert configs["always-top"].selector.route == "top"
+    assert configs["uniform"].sleep.examples == "uniform"
+    assert configs["random-sleeper"].sleep.sleeper == "random"
+    assert configs["distil-escalations"].sleep.examples == "escalated"
+
+
+def test_intervals_use_student_t() -> None:
+    assert str(interval([1.0, 2.0, 3.0])) == "2.000 ± 2.484"  # 4.303 · 1 / √3
+    assert interval([0.5]).half is None
+
+
+def test_unknown_arms_and_bad_seeds_fail_naming_the_fix(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    for args, says in ((["--arms", "nope"], "the arms are sleep-wake"),
+                       (["--seeds", "a,b"], "comma-separated integers")):
+        done = CliRunner().invoke(app, ["compare", "--out", str(tmp_path), *args])
+        assert done.exit_code == 2 and says in done.output
