@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agents.meta_selector.policy import MetaConfig
 from agents.selector.policy import SelectorConfig
@@ -19,6 +19,28 @@ from agents.selector.policy import SelectorConfig
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DriftSettings(_Frozen):
+    """A change of the query stream at one cycle: how fast does each arm recover?"""
+
+    at_cycle: int = Field(ge=1, description="The first cycle served with the new stream.")
+    to: Literal["new-family", "harder"] = Field(
+        description="new-family: `family` is absent before at_cycle and joins the traffic at "
+        "its usual share from then on; harder: from at_cycle every family is 20/40/40 "
+        "easy/medium/hard instead of 70/25/5.")
+    family: str = Field(default="gcd", description="The family new-family adds (default gcd, "
+                        "which only the shipped teacher learned).")
+
+    @field_validator("family")
+    @classmethod
+    def _known(cls, family: str) -> str:
+        from modelcore.tasks import FAMILIES
+
+        if family not in FAMILIES:
+            raise ValueError(f"unknown family {family!r}; the task world has "
+                             f"{', '.join(FAMILIES)}")
+        return family
 
 
 class TrafficConfig(_Frozen):
@@ -36,6 +58,8 @@ class TrafficConfig(_Frozen):
         "): ngram, hashed character 1-3-grams (~3e-4 per query, always-top = 1), or minilm, "
         "all-MiniLM-L6-v2 (~57 per query); routing accuracy within the spread of each other "
         "(README, 'Router embedding').")
+    drift: DriftSettings | None = Field(default=None, description="Change the stream at a "
+                                        "cycle (see DriftSettings); none by default.")
 
 
 class SelectorSettings(_Frozen):

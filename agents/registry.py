@@ -15,7 +15,7 @@ from agents.canary_judge.policy import make_policy as canary_policy
 from agents.cartographer.policy import CartographyConfig
 from agents.cartographer.policy import make_policy as cartographer_policy
 from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
-from agents.config import SystemConfig
+from agents.config import SystemConfig, TrafficConfig
 from agents.envelope_broker.policy import BrokerConfig
 from agents.envelope_broker.policy import make_policy as broker_policy
 from agents.gateway.policy import Traffic
@@ -139,15 +139,29 @@ def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
     return embedder(name), partial(router_cost, name, top_params=top)
 
 
-def make_gateway(config: SystemConfig) -> Policy[Any]:
-    from modelcore.world import TaskWorld
+def world_of(traffic: TrafficConfig) -> Any:
+    """The benchmark stream the traffic configuration asks for, its drift included."""
+    from modelcore.world import Drift, Mix, TaskWorld
 
+    drift, base = traffic.drift, Mix()
+    if drift is None:
+        return TaskWorld(seed=traffic.seed)
+    if drift.to == "new-family":
+        before = Mix(families=tuple((f, 0.0 if f == drift.family else w)
+                                    for f, w in base.families), levels=base.levels)
+        return TaskWorld(seed=traffic.seed, mix=before, drifts=(Drift(drift.at_cycle, base),))
+    harder = Mix(families=base.families, levels=tuple((f, (0.2, 0.4, 0.4))
+                                                      for f, _ in base.levels))
+    return TaskWorld(seed=traffic.seed, drifts=(Drift(drift.at_cycle, harder),))
+
+
+def make_gateway(config: SystemConfig) -> Policy[Any]:
     one_torch_thread()
     t = config.traffic
     embed, cost = router_of(config)
     return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode,
                                   controlled=config.sleep.enabled),
-                          TaskWorld(seed=t.seed).queries, embed, config.model_dump_json(), cost)
+                          world_of(t).queries, embed, config.model_dump_json(), cost)
 
 
 def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:

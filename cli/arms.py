@@ -45,6 +45,10 @@ ARMS: tuple[Arm, ...] = (  # the order runs go in: the main comparison first
         NOBODY_SLEEPS),
     Arm("always-top", "every query answered by the top tier", {"selector": {"route": "top"},
                                                                **NOBODY_SLEEPS}),
+    Arm("oracle", "the oracle router: every member answers every query (shadow = 1) and the "
+        "cheapest right answer counts, with its cost alone (a bound, not a router)",
+        {"traffic": {"shadow": 1.0}, "selector": {"route": "cheapest"},
+         "meta": {"rule": "never"}, **NOBODY_SLEEPS}),
     Arm("cheapest-only", "every query answered by the cheapest entry member, never escalated "
         "(the floor PGR is measured from)", {"selector": {"route": "cheapest"},
                                              "meta": {"rule": "never"}, **NOBODY_SLEEPS}),

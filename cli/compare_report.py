@@ -21,6 +21,9 @@ COLUMNS: tuple[tuple[str, Figure], ...] = (
     ("confidence variance", lambda r: r.conf_variance),
     ("settles by cycle", lambda r: float(r.settles_by)),
 )
+DRIFT_COLUMN: tuple[str, Figure] = (
+    "recovers in (cycles after drift)",
+    lambda r: None if r.recovers_in is None else float(r.recovers_in))
 
 #: The paper's Table 4 (initial -> final after 100 cycles), which no code produced.
 PAPER = (
@@ -49,9 +52,11 @@ def _cell(runs: Sequence[RunFigures], figure: Figure) -> str:
 
 
 def arms_table(arms: dict[str, list[RunFigures]]) -> str:
-    head = "| arm | seeds | " + " | ".join(name for name, _ in COLUMNS) + " |"
-    rule = "|---|---:|" + "---:|" * len(COLUMNS)
-    rows = [f"| {arm} | {len(runs)} | " + " | ".join(_cell(runs, f) for _, f in COLUMNS) + " |"
+    drifted = any(r.recovers_in is not None for runs in arms.values() for r in runs)
+    columns = (*COLUMNS, DRIFT_COLUMN) if drifted else COLUMNS
+    head = "| arm | seeds | " + " | ".join(name for name, _ in columns) + " |"
+    rule = "|---|---:|" + "---:|" * len(columns)
+    rows = [f"| {arm} | {len(runs)} | " + " | ".join(_cell(runs, f) for _, f in columns) + " |"
             for arm, runs in arms.items()]
     return "\n".join([head, rule, *rows])
 

@@ -11,7 +11,7 @@ nothing is recomputed from models. Definitions (also in the report):
   by the queries served; all-in = serving + training;
 - initial / final: the means over cycles 1-5 (cycle 0 runs on priors) and over the last 5;
 - settles by: the first cycle from which every cycle's serving cost per query stays within
-  0.05 of the final mean;
+  0.05 of the final mean; recovers in: the same, counted from a drift's first cycle;
 - PGR (performance gap recovered): (accuracy - cheapest-only) / (always-top - cheapest-only).
 """
 
@@ -45,6 +45,7 @@ class RunFigures:
     final: dict[str, float]
     settles_by: int
     per_cycle: dict[str, list[float | None]]
+    recovers_in: int | None = None  # cycles from a drift until it settles again
 
     @property
     def all_in(self) -> float:
@@ -58,10 +59,32 @@ PER_CYCLE = """
     ORDER BY m.cycle"""
 
 
-def read_figures(db: Path, arm: str, seed: int, unit_flops: float) -> RunFigures:
+#: The oracle router, from a run in which every member answered every query (shadow = 1):
+#: per query, the cheapest member that answered right (else the top tier's answer). Its cost
+#: counts that one answer, no router and no escalation: the bound no router can beat.
+ORACLE = """
+    WITH answers AS (
+        SELECT (data->>'cycle')::INT AS cycle, data->>'query_id' AS q,
+               (data->>'success')::BOOL AS ok, (data->>'cost_norm')::DOUBLE AS cost,
+               (data->>'tier')::INT AS tier
+        FROM events WHERE type = 'ResponseGraded'),
+    per_query AS (
+        SELECT cycle, q, bool_or(ok) AS solved, min(cost) FILTER (WHERE ok) AS cheapest_right,
+               min(cost) FILTER (WHERE tier = (SELECT max(tier) FROM answers)) AS top_cost
+        FROM answers GROUP BY cycle, q)
+    SELECT cycle, avg(solved::INT), avg(coalesce(cheapest_right, top_cost))
+    FROM per_query GROUP BY cycle ORDER BY cycle"""
+
+
+def read_figures(db: Path, arm: str, seed: int, unit_flops: float,
+                 drift_at: int | None = None) -> RunFigures:
     con = duckdb.connect(str(db), read_only=True)
     try:
         rows = con.execute(PER_CYCLE).fetchall()
+        if arm == "oracle":  # the same cycles, answered by the cheapest member that was right
+            best = {c: (acc, cost) for c, acc, cost in con.execute(ORACLE).fetchall()}
+            rows = [(r[0], best[r[0]][0], 0.0, best[r[0]][1], *r[4:]) if r[0] in best else r
+                    for r in rows]  # accuracy, no escalation, the oracle's cost
         flops = con.execute("SELECT coalesce(sum(train_flops), 0) FROM training_runs"
                             ).fetchone()
         queries = con.execute("SELECT coalesce(sum(queries), 0) FROM cycle_metrics").fetchone()
@@ -76,8 +99,8 @@ def read_figures(db: Path, arm: str, seed: int, unit_flops: float) -> RunFigures
     measured = ("accuracy", "escalation", "serving", "conf_variance")
     served = float(queries[0]) if queries else 0.0
     final_cost = mean(col["serving"][tail])
-    settle = next(i for i in range(len(rows)) if all(
-        abs(c - final_cost) <= SETTLE_BAND for c in col["serving"][i:]))
+    settle = _settles(col["serving"], final_cost, 0)
+    after = _settles(col["serving"], final_cost, drift_at) if drift_at is not None else None
     return RunFigures(
         arm=arm, seed=seed, cycles=len(rows), accuracy=mean(col["accuracy"]),
         escalation=mean(col["escalation"]), serving=mean(col["serving"]),
@@ -86,7 +109,15 @@ def read_figures(db: Path, arm: str, seed: int, unit_flops: float) -> RunFigures
         gap_mass_final=_mean(col["gap_mass"][tail]),
         initial={k: mean(col[k][head]) for k in measured},
         final={k: mean(col[k][tail]) for k in measured}, settles_by=int(col["cycle"][settle]),
-        per_cycle={k: list(v) for k, v in col.items() if k != "cycle"})
+        per_cycle={k: list(v) for k, v in col.items() if k != "cycle"},
+        recovers_in=None if after is None or drift_at is None else after - drift_at)
+
+
+def _settles(costs: Sequence[float], final: float, start: int) -> int:
+    """The first cycle from `start` on whose cost, and every later one's, is within the band
+    of the final mean (the last cycle at worst)."""
+    return next(i for i in range(min(start, len(costs) - 1), len(costs))
+                if all(abs(c - final) <= SETTLE_BAND for c in costs[i:]))
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -133,8 +133,14 @@ def run(
         typer.echo(f"error: {db} exists; pass a new --db or --out (a run projects into a fresh "
                    "file)", err=True)
         raise typer.Exit(2)
-    with bootstrap_or_embedded(bootstrap) as servers:
-        report = asyncio.run(serve(servers, db, cfg, timeout, plugins=not no_plugins))
+    try:
+        with bootstrap_or_embedded(bootstrap) as servers:
+            report = asyncio.run(serve(servers, db, cfg, timeout, plugins=not no_plugins))
+    except KeyboardInterrupt:
+        typer.echo(f"\nstopped: the agents and the broker are down; what was projected is in "
+                   f"{db} (sleepwake report --db {db}; sleepwake audit --db {db} --until-cycle "
+                   "N for the cycles it holds)", err=True)
+        raise typer.Exit(130) from None
     typer.echo(render(report))
     if cfg.sleep.enabled:
         typer.echo("\n" + sleep_summary(db, cfg))
@@ -177,6 +183,21 @@ def report(
         typer.echo(f"\nreport: {r.write_report(db, cfg, out, ' '.join(sys.argv), baseline)}")
 
 
+def parse_drift(text: str) -> Any:
+    """`new-family@10` or `harder@10` as DriftSettings; a bad value exits naming the form."""
+    from pydantic import ValidationError
+
+    from agents.config import DriftSettings
+
+    kind, _, cycle = text.partition("@")
+    try:
+        return DriftSettings(to=kind, at_cycle=int(cycle))
+    except (ValueError, ValidationError) as exc:
+        typer.echo(f"error: --drift takes new-family@K or harder@K with K >= 1, got {text!r}",
+                   err=True)
+        raise typer.Exit(2) from exc
+
+
 @app.command()
 def compare(
     out: Annotated[Path, typer.Option(help="Comparison directory: one folder per arm and "
@@ -194,6 +215,10 @@ def compare(
                                       "core; a sleeping run's trainer takes another).")] = 1,
     timeout: Annotated[float, typer.Option(help="Give up on one run after this many "
                                            "seconds.")] = 3600.0,
+    drift: Annotated[str | None, typer.Option(
+        help="Change the traffic at a cycle for every arm: new-family@K (gcd joins at cycle K) "
+        "or harder@K (20/40/40 levels from K); the report adds each arm's recovery time.")
+    ] = None,
     list_arms: Annotated[bool, typer.Option("--list", help="List the arms and exit.")] = False,
 ) -> None:
     """Run every arm on the same seeds and traffic and report means with 95 % intervals.
@@ -231,6 +256,8 @@ def compare(
     cfg = checked_config(config)
     traffic = cfg.traffic.model_copy(update={
         k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
+    if drift:
+        traffic = traffic.model_copy(update={"drift": parse_drift(drift)})
     cfg = cfg.model_copy(update={"traffic": traffic})
     runs = plan([BY_NAME[a] for a in chosen], seed_list, out)
     done = sum(p.done for p in runs)
@@ -245,7 +272,8 @@ def compare(
         typer.echo("stopped; `sleepwake compare` with the same --out continues", err=True)
         raise typer.Exit(130) from None
     unit = unit_flops(cohort_from_zoo(cfg.zoo))
-    figures = [read_figures(p.db, p.arm.name, p.seed, unit) for p in runs]
+    drift_at = cfg.traffic.drift.at_cycle if cfg.traffic.drift else None
+    figures = [read_figures(p.db, p.arm.name, p.seed, unit, drift_at) for p in runs]
     written = write_comparison(figures, out, " ".join(["sleepwake", *sys.argv[1:]]))
     typer.echo(written.read_text())
     typer.echo(f"report: {written}")

@@ -15,7 +15,7 @@ import pytest
 from agents.config import MetaSettings, SleepSettings, SystemConfig, TrafficConfig
 from cli.arms import ARMS, BY_NAME
 from cli.audit import audit
-from cli.evidence import interval
+from cli.evidence import _settles, interval, read_figures
 
 pytestmark = pytest.mark.broker
 
@@ -27,7 +27,8 @@ METRICS = ("SELECT cycle, queries, accuracy, escalation_rate, router_cost_per_qu
 
 def compare(out: Path, config: Path, arms: str, seeds: str) -> str:
     done = subprocess.run([*SLEEPWAKE, "compare", "--config", str(config), "--out", str(out),
-                           "--arms", arms, "--seeds", seeds, "--jobs", "2"], cwd=ROOT,
+                           "--arms", arms, "--seeds", seeds, "--jobs", "2",
+                           "--drift", "harder@1"], cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done.stdout
@@ -82,6 +83,9 @@ def test_compare_reports_what_the_projections_say_and_resumes(tiny_zoo: Path,
         for column, index in ((2, 2), (3, 3), (4, 5)):  # accuracy, escalation, serving cost
             means = [sum(r[index] for r in rs) / len(rs) for rs in runs]
             assert cells[column] == str(interval(means))
+        recovery = [_settles([r[5] for r in rs], sum(r[5] for r in rs[-5:]) / len(rs[-5:]), 1) - 1
+                    for rs in runs]  # the drift's first cycle is 1
+        assert cells[-1] == str(interval([float(v) for v in recovery]))
         assert BY_NAME[arm].stands_for in report
     assert "need both the always-top and the cheapest-only arms" in report
 
@@ -98,6 +102,7 @@ def test_every_arm_is_a_valid_configuration_differing_where_it_says() -> None:
     assert configs["uniform"].sleep.examples == "uniform"
     assert configs["random-sleeper"].sleep.sleeper == "random"
     assert configs["distil-escalations"].sleep.examples == "escalated"
+    assert configs["oracle"].traffic.shadow == 1.0 and configs["oracle"].meta.rule == "never"
 
 
 def test_intervals_use_student_t() -> None:
@@ -114,3 +119,46 @@ def test_unknown_arms_and_bad_seeds_fail_naming_the_fix(tmp_path: Path) -> None:
                        (["--seeds", "a,b"], "comma-separated integers")):
         done = CliRunner().invoke(app, ["compare", "--out", str(tmp_path), *args])
         assert done.exit_code == 2 and says in done.output
+
+
+def test_a_drift_changes_the_stream_from_its_cycle_and_bad_ones_are_refused(tmp_path: Path
+                                                                            ) -> None:
+    from typer.testing import CliRunner
+
+    from agents.config import DriftSettings
+    from agents.registry import world_of
+    from cli.main import app
+
+    new = world_of(TrafficConfig(drift=DriftSettings(at_cycle=3, to="new-family")))
+    assert all(q.family != "gcd" for c in range(3) for q in new.queries(c, 64))
+    assert sum(q.family == "gcd" for q in new.queries(3, 64)) > 10
+    harder = world_of(TrafficConfig(drift=DriftSettings(at_cycle=2, to="harder")))
+    share = [sum(q.level != "easy" for q in harder.queries(c, 200)) / 200 for c in (1, 2)]
+    assert share[0] < 0.4 < 0.6 < share[1]  # 30 % before, 80 % after, of non-easy queries
+    done = CliRunner().invoke(app, ["compare", "--out", str(tmp_path), "--drift", "later@x"])
+    assert done.exit_code == 2 and "new-family@K or harder@K" in done.output
+
+
+def test_the_oracle_counts_the_cheapest_right_answer_of_each_query(tmp_path: Path) -> None:
+    import json
+
+    db = tmp_path / "oracle.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE events (type VARCHAR, data JSON)")
+    con.execute("CREATE TABLE cycle_metrics (cycle INT, queries INT, accuracy DOUBLE, "
+                "escalation_rate DOUBLE, cost_per_query DOUBLE, confidence_variance DOUBLE)")
+    con.execute("CREATE TABLE gap_maps (cycle INT, tier INT, gap_mass DOUBLE)")
+    con.execute("CREATE TABLE training_runs (train_flops DOUBLE)")
+    answers = [("q1", 0, True, 0.5), ("q1", 0, True, 0.4), ("q1", 1, True, 1.0),  # cheapest right
+               ("q2", 0, False, 0.5), ("q2", 1, True, 1.1),  # only the top is right
+               ("q3", 0, False, 0.5), ("q3", 1, False, 0.9)]  # nobody: the top's answer
+    for q, tier, ok, cost in answers:
+        con.execute("INSERT INTO events VALUES ('ResponseGraded', ?)", [json.dumps(
+            {"cycle": 0, "query_id": q, "tier": tier, "success": ok, "cost_norm": cost})])
+    con.execute("INSERT INTO cycle_metrics VALUES (0, 3, 0.1, 0.0, 0.5, 0.01)")
+    con.close()
+    oracle = read_figures(db, "oracle", 0, 1.0)
+    assert oracle.accuracy == pytest.approx(2 / 3)
+    assert oracle.serving == pytest.approx((0.4 + 1.1 + 0.9) / 3)
+    assert oracle.escalation == 0.0
+    assert read_figures(db, "cheapest-only", 0, 1.0).serving == 0.5  # other arms: as served

@@ -128,6 +128,7 @@ def test_every_command_explains_itself(command: list[str]) -> None:
     assert "Usage" in out.output and len(out.output) > 200
 
 
+@pytest.mark.slow  # the proof flow through the CLI; its parts run in test_flow_contract, test_audit
 def test_main_job_runs_end_to_end_and_audits_clean(tmp_path: Path) -> None:
     db = tmp_path / "run.duckdb"
     out = subprocess.run([*SLEEPWAKE, "proof", "--rallies", "10", "--db", str(db)], cwd=ROOT,
