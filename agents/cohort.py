@@ -54,7 +54,7 @@ def cohort_from_zoo(root: Path | None = None) -> Cohort:
     Cost per query is normalised to the top tier: with one shared tokenizer and the same
     prompts, tokens per query are about equal across members, so C(M) ≈ params(M)/params(top).
     """
-    from modelcore.zoo import META_FILE, WEIGHTS_DIR
+    from modelcore.zoo_files import META_FILE, WEIGHTS_DIR
 
     folder = root or WEIGHTS_DIR
     metas = [json.loads(p.read_text()) for p in sorted(folder.glob(f"*/{META_FILE}"))]
@@ -71,6 +71,6 @@ def cohort_from_zoo(root: Path | None = None) -> Cohort:
 
 
 def member_dir(model_id: str, root: Path | None = None) -> Path:
-    from modelcore.zoo import WEIGHTS_DIR
+    from modelcore.zoo_files import WEIGHTS_DIR
 
     return (root or WEIGHTS_DIR) / model_id

@@ -10,23 +10,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
-from agents.canary_judge.policy import CanaryConfig
-from agents.canary_judge.policy import make_policy as canary_policy
-from agents.cartographer.policy import CartographyConfig
-from agents.cartographer.policy import make_policy as cartographer_policy
 from agents.cohort import Cohort, Member, cohort_from_zoo, member_dir
 from agents.config import SystemConfig, TrafficConfig
 from agents.envelope_broker.policy import BrokerConfig
-from agents.envelope_broker.policy import make_policy as broker_policy
-from agents.gateway.policy import Traffic
-from agents.gateway.policy import make_policy as gateway_policy
-from agents.grader.policy import GraderConfig
-from agents.grader.policy import make_policy as grader_policy
-from agents.meta_selector.policy import make_policy as meta_policy
 from agents.pinger.policy import POLICY as PINGER
 from agents.plugins import plugin_policies
 from agents.ponger.policy import POLICY as PONGER
-from agents.selector.policy import make_policy as selector_policy
 from runtime.policy import Policy
 from runtime.stack import Part
 
@@ -35,23 +24,63 @@ def cohort_of(config: SystemConfig) -> Cohort:
     return cohort_from_zoo(config.zoo)
 
 
-def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[str, Policy[Any]]:
-    """Policies whose decisions are a function of events and config alone."""
-    policies: dict[str, Policy[Any]] = {"pinger": PINGER, "ponger": PONGER}
+def policy_factories(config: SystemConfig, cohort: Cohort | None = None
+                     ) -> dict[str, Callable[[], Policy[Any]]]:
+    """How to build each pure policy (decisions a function of events and config alone).
+    Nothing is built or imported until asked: a process that runs one agent pays for its
+    own policy only (the cartographer's HDBSCAN, the grader's task generators)."""
     cohort = cohort or cohort_of(config)
-    peers = len(cohort.tier(0)) + len(cohort.tier(1)) - 1  # the selector's shadow fan-out
-    policies["grader"] = grader_policy(GraderConfig(shadow_peers=peers))
     sleep = config.sleep
-    policies["selector"] = selector_policy(cohort, config.selector.policy_config(
-        config.traffic.seed, controlled=sleep.enabled))
-    policies["meta_selector"] = meta_policy(cohort, config.meta.policy_config(
-        controlled=sleep.enabled))
+
+    def grader() -> Policy[Any]:
+        from agents.grader.policy import GraderConfig, make_policy
+
+        peers = len(cohort.tier(0)) + len(cohort.tier(1)) - 1  # the selector's shadow fan-out
+        return make_policy(GraderConfig(shadow_peers=peers))
+
+    def selector() -> Policy[Any]:
+        from agents.selector.policy import make_policy
+
+        return make_policy(cohort, config.selector.policy_config(
+            config.traffic.seed, controlled=sleep.enabled))
+
+    def meta_selector() -> Policy[Any]:
+        from agents.meta_selector.policy import make_policy
+
+        return make_policy(cohort, config.meta.policy_config(controlled=sleep.enabled))
+
+    def cartographer() -> Policy[Any]:
+        from agents.cartographer.policy import CartographyConfig, make_policy
+
+        return make_policy(cohort, CartographyConfig(**sleep.cartography.model_dump()))
+
+    def envelope_broker() -> Policy[Any]:
+        from agents.envelope_broker.policy import make_policy
+
+        return make_policy(cohort, broker_config(config, cohort))
+
+    def canary_judge() -> Policy[Any]:
+        from agents.canary_judge.policy import CanaryConfig, make_policy
+
+        return make_policy(CanaryConfig(**sleep.canary.model_dump()))
+
+    factories: dict[str, Callable[[], Policy[Any]]] = {
+        "pinger": lambda: PINGER, "ponger": lambda: PONGER, "grader": grader,
+        "selector": selector, "meta_selector": meta_selector}
     if sleep.enabled:
-        policies["cartographer"] = cartographer_policy(
-            cohort, CartographyConfig(**sleep.cartography.model_dump()))
-        policies["envelope_broker"] = broker_policy(cohort, broker_config(config, cohort))
-        policies["canary_judge"] = canary_policy(CanaryConfig(**sleep.canary.model_dump()))
-    return policies | plugin_policies(config)
+        factories |= {"cartographer": cartographer, "envelope_broker": envelope_broker,
+                      "canary_judge": canary_judge}
+    plugins = plugin_policies(config)
+    return factories | {name: _built(policy) for name, policy in plugins.items()}
+
+
+def _built(policy: Policy[Any]) -> Callable[[], Policy[Any]]:
+    return lambda: policy
+
+
+def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[str, Policy[Any]]:
+    """Every pure policy, built (the audit and the in-process stack run them all)."""
+    return {name: build() for name, build in policy_factories(config, cohort).items()}
 
 
 def trainer_part(config: SystemConfig) -> Part:
@@ -108,11 +137,11 @@ def pure_agent(name: str) -> Any:
     from agents.config import ConfigError, load_config
     from runtime.shell import Agent
 
-    policies = pure_policies(load_config())
-    if name not in policies:
+    factories = policy_factories(load_config())
+    if name not in factories:
         raise ConfigError(f"{name} belongs to the sleep half, which this configuration turns "
                           "off (sleep.enabled is false): enable it or do not run this agent")
-    return Agent(name, policies[name])
+    return Agent(name, factories[name]())
 
 
 def one_torch_thread() -> None:
@@ -156,6 +185,9 @@ def world_of(traffic: TrafficConfig) -> Any:
 
 
 def make_gateway(config: SystemConfig) -> Policy[Any]:
+    from agents.gateway.policy import Traffic
+    from agents.gateway.policy import make_policy as gateway_policy
+
     one_torch_thread()
     t = config.traffic
     embed, cost = router_of(config)

@@ -96,6 +96,9 @@ def run(
     no_training: Annotated[bool, typer.Option(
         "--no-training", help="Everything runs but nobody sleeps (no envelope opens): the "
         "baseline that isolates what sleep training does.")] = False,
+    processes: Annotated[bool, typer.Option(
+        "--processes", help="Every agent as its own OS process (faststream run), as in "
+        "production; the same events as in-process. Agent logs go to <out>/logs/.")] = False,
     no_plugins: Annotated[bool, typer.Option(
         "--no-plugins", help="Do not run installed plug-in agents in this process (run them "
         "as their own processes: faststream run <package>:app).")] = False,
@@ -112,6 +115,7 @@ def run(
     always-top = 1.00) for each cycle. `sleepwake report --db FILE` then shows what the sleep
     half did.
     """
+    from cli.fleet import serve_processes
     from cli.report import sleep_summary, write_report
     from cli.serve import render, serve
     from runtime.embedded import bootstrap_or_embedded
@@ -135,7 +139,9 @@ def run(
         raise typer.Exit(2)
     try:
         with bootstrap_or_embedded(bootstrap) as servers:
-            report = asyncio.run(serve(servers, db, cfg, timeout, plugins=not no_plugins))
+            report = asyncio.run(
+                serve_processes(servers, db, cfg, timeout, out, plugins=not no_plugins)
+                if processes else serve(servers, db, cfg, timeout, plugins=not no_plugins))
     except KeyboardInterrupt:
         typer.echo(f"\nstopped: the agents and the broker are down; what was projected is in "
                    f"{db} (sleepwake report --db {db}; sleepwake audit --db {db} --until-cycle "

@@ -27,9 +27,8 @@ from modelcore.encoding import TEMPLATE
 from modelcore.pretrain import pretrain
 from modelcore.tasks import FAMILIES, STRING
 from modelcore.world import family_cells, training_examples
+from modelcore.zoo_files import META_FILE, WEIGHTS_DIR  # re-exported: the zoo's own names
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "zoo_weights"
-META_FILE = "sleepwake.json"
 RECIPE_VERSION = 3
 
 
