@@ -152,7 +152,8 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
     plt.close(fig)
 
 
-def write_comparison(runs: Sequence[RunFigures], out: Path, command: str) -> Path:
+def write_comparison(runs: Sequence[RunFigures], out: Path, command: str,
+                     missing: Sequence[str] = ()) -> Path:
     arms = by_arm(runs)
     write_plots(arms, out)
     seeds = sorted({r.seed for r in runs})
@@ -161,6 +162,8 @@ def write_comparison(runs: Sequence[RunFigures], out: Path, command: str) -> Pat
         f"- command: `{command}`",
         f"- seeds {', '.join(map(str, seeds))}; each run's directory (report.md, cycles.png, "
         "run.duckdb) is `<arm>/seed-<n>/`",
+        (f"- **partial**: {len(missing)} planned runs are not done yet and are left out: "
+         + ", ".join(missing)) if missing else "",
         "\n## Arms\n",
         *(f"- **{arm}**: {BY_NAME[arm].stands_for}" for arm in arms if arm in BY_NAME),
         "\n## Results (mean ± 95 % CI over seeds)\n", arms_table(arms),
@@ -175,5 +178,5 @@ def write_comparison(runs: Sequence[RunFigures], out: Path, command: str) -> Pat
         "and final are cycles 1-5 and the last 5. A run settles by the first cycle from which "
         "its serving cost per query stays within 0.05 of its final mean.",
     ]
-    (out / "report.md").write_text("\n".join(parts) + "\n")
+    (out / "report.md").write_text("\n".join(p for p in parts if p) + "\n")
     return out / "report.md"

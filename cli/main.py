@@ -226,6 +226,9 @@ def compare(
         "or harder@K (20/40/40 levels from K); the report adds each arm's recovery time.")
     ] = None,
     list_arms: Annotated[bool, typer.Option("--list", help="List the arms and exit.")] = False,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="Run nothing: report the runs already done in --out (the report "
+        "names the missing ones).")] = False,
 ) -> None:
     """Run every arm on the same seeds and traffic and report means with 95 % intervals.
 
@@ -267,10 +270,16 @@ def compare(
     cfg = cfg.model_copy(update={"traffic": traffic})
     runs = plan([BY_NAME[a] for a in chosen], seed_list, out)
     done = sum(p.done for p in runs)
-    typer.echo(f"{done} of {len(runs)} runs already done in {out}; running the rest, "
-               f"{jobs} at a time")
+    typer.echo(f"{done} of {len(runs)} runs already done in {out}" + (
+        "; reporting those" if report_only else f"; running the rest, {jobs} at a time"))
+    missing = [f"{p.arm.name} seed {p.seed}" for p in runs if not p.done] if report_only else []
+    runs = [p for p in runs if p.done] if report_only else runs
+    if not runs:
+        typer.echo(f"error: no finished run in {out} to report", err=True)
+        raise typer.Exit(2)
     try:
-        run_all(runs, cfg, jobs, timeout)
+        if not report_only:
+            run_all(runs, cfg, jobs, timeout)
     except RunFailed as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -280,7 +289,7 @@ def compare(
     unit = unit_flops(cohort_from_zoo(cfg.zoo))
     drift_at = cfg.traffic.drift.at_cycle if cfg.traffic.drift else None
     figures = [read_figures(p.db, p.arm.name, p.seed, unit, drift_at) for p in runs]
-    written = write_comparison(figures, out, " ".join(["sleepwake", *sys.argv[1:]]))
+    written = write_comparison(figures, out, " ".join(["sleepwake", *sys.argv[1:]]), missing)
     typer.echo(written.read_text())
     typer.echo(f"report: {written}")
 

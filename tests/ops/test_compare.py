@@ -89,6 +89,17 @@ def test_compare_reports_what_the_projections_say_and_resumes(tiny_zoo: Path,
         assert BY_NAME[arm].stands_for in report
     assert "need both the always-top and the cheapest-only arms" in report
 
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    partial = CliRunner().invoke(app, ["compare", "--config", str(tmp_path / "base.json"),
+                                       "--out", str(out), "--arms", "cheapest-only,always-top",
+                                       "--seeds", "0,1", "--report-only"])
+    assert partial.exit_code == 0, partial.output
+    assert not (out / "always-top").exists()  # nothing was run
+    assert "always-top seed 0, always-top seed 1" in (out / "report.md").read_text()
+
 
 def test_every_arm_is_a_valid_configuration_differing_where_it_says() -> None:
     base = SystemConfig()
