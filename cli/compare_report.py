@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cli.arms import BY_NAME
-from cli.evidence import RunFigures, interval
+from cli.evidence import Interval, RunFigures, interval
 
 Figure = Callable[[RunFigures], float | None]
 
@@ -97,10 +97,7 @@ def paper_table(runs: Sequence[RunFigures]) -> str:
     return "\n".join(lines)
 
 
-def _verdict(change: object, claimed_fall: bool) -> str:
-    from cli.evidence import Interval
-
-    assert isinstance(change, Interval)
+def _verdict(change: Interval, claimed_fall: bool) -> str:
     if change.half is None:
         return "one seed: no interval, not judged"
     if change.mean + change.half < 0:

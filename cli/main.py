@@ -62,14 +62,19 @@ def topics_create(bootstrap: Bootstrap = None, partitions: Partitions = 3) -> No
     typer.echo(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
 
 
-def checked_config(path: Path | None) -> Any:
-    """The run configuration, with every installed plug-in's settings validated: a bad value
-    stops the command here, with the field and the fix, before any agent starts."""
+def checked_config(path: Path | None, cycles: int | None = None, queries: int | None = None
+                   ) -> Any:
+    """The run configuration (with --cycles / --queries applied), every installed plug-in's
+    settings validated: a bad value stops the command here, with the field and the fix,
+    before any agent starts."""
     from agents.config import ConfigError, load_config
     from agents.plugins import plugin_policies
 
     try:
         cfg = load_config(path)
+        traffic = cfg.traffic.model_copy(update={
+            k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
+        cfg = cfg.model_copy(update={"traffic": traffic})
         plugin_policies(cfg)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -121,10 +126,7 @@ def run(
     from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
-    cfg = checked_config(config)
-    traffic = cfg.traffic.model_copy(update={
-        k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
-    cfg = cfg.model_copy(update={"traffic": traffic})
+    cfg = checked_config(config, cycles, queries)
     if no_sleep or no_training:
         off = {"enabled": False} if no_sleep else {"min_gap_mass": 1e9}  # beyond any G sum
         cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update=off)})
@@ -262,12 +264,10 @@ def compare(
             f"--seeds must be comma-separated integers, got {seeds!r}"
         typer.echo(f"error: {problem}", err=True)
         raise typer.Exit(2)
-    cfg = checked_config(config)
-    traffic = cfg.traffic.model_copy(update={
-        k: v for k, v in {"cycles": cycles, "queries_per_cycle": queries}.items() if v})
+    cfg = checked_config(config, cycles, queries)
     if drift:
-        traffic = traffic.model_copy(update={"drift": parse_drift(drift)})
-    cfg = cfg.model_copy(update={"traffic": traffic})
+        cfg = cfg.model_copy(update={"traffic": cfg.traffic.model_copy(
+            update={"drift": parse_drift(drift)})})
     runs = plan([BY_NAME[a] for a in chosen], seed_list, out)
     done = sum(p.done for p in runs)
     typer.echo(f"{done} of {len(runs)} runs already done in {out}" + (
