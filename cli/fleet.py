@@ -128,8 +128,9 @@ async def serve_processes(bootstrap: str, db: Path, config: SystemConfig, timeou
         fleet.start()
         try:
             await until_logged(stack, config, fleet, timeout)
-            await stack.settle()
-            rows = await stack.query(METRICS)
-        finally:
+        finally:  # also on Ctrl-C: the projection then holds the whole log (--resume)
             await asyncio.to_thread(fleet.stop)
+            await stack.stop_agents()
+            await stack.drain()
+        rows = await stack.query(METRICS)
     return ServeReport(rows, time.monotonic() - started, stack.projected())

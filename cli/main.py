@@ -107,6 +107,11 @@ def run(
     no_plugins: Annotated[bool, typer.Option(
         "--no-plugins", help="Do not run installed plug-in agents in this process (run them "
         "as their own processes: faststream run <package>:app).")] = False,
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue a stopped run (its report directory or DuckDB file) from "
+        "its log, as configured when it started: its log is written back into the broker and "
+        "every agent goes on from where it stood. A run can be resumed after a clean stop "
+        "(Ctrl-C, or the end), not after a kill.")] = None,
     bootstrap: Bootstrap = None,
     verbose: Verbose = False,
 ) -> None:
@@ -122,33 +127,60 @@ def run(
     """
     from cli.fleet import serve_processes
     from cli.report import sleep_summary, write_report
+    from cli.resume import NotResumable, record_stop, restore, run_file
     from cli.serve import render, serve
     from runtime.embedded import bootstrap_or_embedded
 
     logs.setup(verbose)
-    cfg = checked_config(config, cycles, queries)
-    if no_sleep or no_training:
-        off = {"enabled": False} if no_sleep else {"min_gap_mass": 1e9}  # beyond any G sum
-        cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update=off)})
-    if out is None:
-        out = db.with_name(db.stem + "-report") if db else \
-            Path("runs") / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
-    db = db or out / "run.duckdb"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    if db.exists():
-        typer.echo(f"error: {db} exists; pass a new --db or --out (a run projects into a fresh "
-                   "file)", err=True)
-        raise typer.Exit(2)
-    try:
-        with bootstrap_or_embedded(bootstrap) as servers:
+    if resume is not None:
+        given = [name for name, value in (("--config", config), ("--cycles", cycles), (
+            "--queries", queries), ("--no-sleep", no_sleep), ("--no-training", no_training), (
+            "--db", db), ("--out", out)) if value]
+        if given:
+            typer.echo(f"error: --resume goes on as the run was configured (its log holds the "
+                       f"configuration and its folder the report); drop {', '.join(given)}",
+                       err=True)
+            raise typer.Exit(2)
+        try:
+            db = run_file(resume)
+        except NotResumable as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+        out = db.parent
+    else:
+        cfg = checked_config(config, cycles, queries)
+        if no_sleep or no_training:
+            off = {"enabled": False} if no_sleep else {"min_gap_mass": 1e9}  # beyond any G sum
+            cfg = cfg.model_copy(update={"sleep": cfg.sleep.model_copy(update=off)})
+        if out is None:
+            out = db.with_name(db.stem + "-report") if db else \
+                Path("runs") / f"run-{time.strftime('%Y%m%d-%H%M%S')}"
+        db = db or out / "run.duckdb"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        if db.exists():
+            typer.echo(f"error: {db} exists; pass a new --db or --out (a run projects into a "
+                       f"fresh file), or continue it with --resume {out}", err=True)
+            raise typer.Exit(2)
+    with bootstrap_or_embedded(bootstrap) as servers:
+        if resume is not None:
+            try:
+                cfg = restore(servers, db)
+            except NotResumable as exc:
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(2) from exc
+        try:
             report = asyncio.run(
                 serve_processes(servers, db, cfg, timeout, out, plugins=not no_plugins)
                 if processes else serve(servers, db, cfg, timeout, plugins=not no_plugins))
-    except KeyboardInterrupt:
-        typer.echo(f"\nstopped: the agents and the broker are down; what was projected is in "
-                   f"{db} (sleepwake report --db {db}; sleepwake audit --db {db} --until-cycle "
-                   "N for the cycles it holds)", err=True)
-        raise typer.Exit(130) from None
+        except KeyboardInterrupt:
+            saved = record_stop(servers, db)
+            typer.echo(f"\nstopped: the agents are down and what they did is in {db}; " + (
+                f"go on with: sleepwake run --resume {out}" if saved else
+                "it cannot be resumed (the projector did not read the log to its end)")
+                + f" (sleepwake report --db {db}; sleepwake audit --db {db} --until-cycle N "
+                "for the cycles it holds)", err=True)
+            raise typer.Exit(130) from None
+        record_stop(servers, db)
     typer.echo(render(report))
     if cfg.sleep.enabled:
         typer.echo("\n" + sleep_summary(db, cfg))

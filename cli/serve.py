@@ -60,8 +60,11 @@ async def serve(bootstrap: str, db: Path, config: SystemConfig, timeout: float,
     started = time.monotonic()
     async with running(wake_parts(config, plugins=plugins), projector_on(db),
                        bootstrap=bootstrap) as stack:
-        await until_graded(stack, config.traffic, timeout)
-        await stack.settle()
+        try:
+            await until_graded(stack, config.traffic, timeout)
+        finally:  # also on Ctrl-C: the projection then holds the whole log (--resume)
+            await stack.stop_agents()
+            await stack.drain()
         rows = await stack.query(METRICS)
         return ServeReport(rows, time.monotonic() - started, stack.projected())
 

@@ -7,8 +7,11 @@ from collections.abc import Iterable
 
 import duckdb
 
-#: Tables that record *where* events were read rather than what they say.
-POSITIONAL = ("tracking", "meta")
+from projections.resumable import TABLES
+
+#: Tables that record *where* events were read rather than what they say (a stopped run's
+#: positions included: projections.resumable).
+POSITIONAL = ("tracking", "meta", *TABLES)
 
 
 def table_digest(con: duckdb.DuckDBPyConnection, table: str, exclude: Iterable[str] = ()) -> str:
@@ -33,7 +36,7 @@ def table_digest(con: duckdb.DuckDBPyConnection, table: str, exclude: Iterable[s
 def digests(
     con: duckdb.DuckDBPyConnection, exclude_columns: Iterable[str] = ()
 ) -> dict[str, str]:
-    """Digest of every content table (not tracking/meta)."""
+    """Digest of every content table (not the POSITIONAL ones)."""
     skip = tuple(exclude_columns)
     tables = [r[0] for r in con.execute(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "

@@ -54,12 +54,14 @@ class Projector:
         self.bootstrap = bootstrap or bootstrap_from_env()
         self.broker = broker or make_broker(self.bootstrap, client_id="sleepwake-projector")
         self.lock = asyncio.Lock()
-        group = group or f"sw-projector-{self.store.instance}"
+        self.groups: tuple[str, ...] = (group, f"{group}-dlq") if group else \
+            projector_groups(self.store.instance)
+        group = self.groups[0]
         subscriber(
             self.broker, *event_topics(), group_id=group, title="projector:events", batch=True
         )(self.on_events)
         subscriber(
-            self.broker, *(dead_letter_of(t) for t in event_topics()), group_id=f"{group}-dlq",
+            self.broker, *(dead_letter_of(t) for t in event_topics()), group_id=self.groups[1],
             title="projector:dead-letters", batch=True,
         )(self.on_dead_letters)
         self.app = FastStream(
@@ -137,6 +139,12 @@ class Projector:
     def position(self, record: Any) -> Position:
         offset = record.offset if self.positions else None
         return Position(record.topic, record.partition or 0, offset)
+
+
+def projector_groups(instance: str) -> tuple[str, str]:
+    """The consumer groups of the projector of the file with this instance id: its events,
+    its dead letters."""
+    return f"sw-projector-{instance}", f"sw-projector-{instance}-dlq"
 
 
 def projector_on(db: str | Path, **kwargs: Any) -> Callable[[str, KafkaBroker | None], Projector]:

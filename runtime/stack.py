@@ -14,9 +14,11 @@ from typing import Any, Protocol
 
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
+from events.topology import all_topics
 from runtime.admin import ensure_topics
 from runtime.bus import make_broker
 from runtime.policy import Policy
+from runtime.positions import end_offsets, group_positions
 from runtime.shell import Agent
 
 
@@ -27,6 +29,8 @@ class Follower(Protocol):
     broker: KafkaBroker
     applied: int
     lock: asyncio.Lock
+    #: Its consumer groups: how far it has read is what they committed.
+    groups: tuple[str, ...]
 
     async def prepare(self) -> None: ...
 
@@ -74,6 +78,8 @@ class Stack:
     agents: dict[str, Agent[Any]]
     projector: Follower | None
     brokers: list[KafkaBroker] = field(default_factory=list)
+    bootstrap: str | None = None  # None on the in-memory test broker
+    stopped: set[int] = field(default_factory=set)  # id() of brokers already stopped
 
     async def wait_for(
         self, predicate: Callable[[], bool], timeout: float = 30.0, what: str = "condition"
@@ -93,6 +99,40 @@ class Stack:
                 if self.projector.applied == before:
                     return before
 
+    async def stop_agents(self) -> None:
+        """Stop every agent (their last batches committed or left for redelivery); the
+        follower keeps reading."""
+        for broker in reversed(self.brokers):
+            if self.projector is None or broker is not self.projector.broker:
+                await self._stop(broker)
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """After `stop_agents`: wait until the follower has read every record in the log
+        (its groups' committed offsets reach each partition's end). False if it did not
+        within `timeout`: then the projection lacks part of the log."""
+        if self.projector is None or self.bootstrap is None:
+            return False
+        groups = self.projector.groups
+        ends = await asyncio.to_thread(end_offsets, self.bootstrap, all_topics())
+
+        def read_all() -> bool:
+            read: dict[tuple[str, int], int] = {}
+            for offsets in group_positions(self.bootstrap or "", groups).values():
+                read |= offsets
+            return all(read.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not await asyncio.to_thread(read_all):
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            await asyncio.sleep(0.2)
+        return True
+
+    async def _stop(self, broker: KafkaBroker) -> None:
+        if id(broker) not in self.stopped:
+            self.stopped.add(id(broker))
+            await broker.stop()
+
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read the projection between the projector's batches (call `settle` first)."""
         assert self.projector is not None, "this stack runs no projector"
@@ -110,6 +150,7 @@ async def running(
     stack = Stack(
         agents={p.key: p.agent(bootstrap=bootstrap) for p in parts},
         projector=follower(bootstrap, None) if follower is not None else None,
+        bootstrap=bootstrap,
     )
     members: list[Any] = [*stack.agents.values(), *([stack.projector] if stack.projector else [])]
     try:
@@ -121,7 +162,7 @@ async def running(
         yield stack
     finally:
         for broker in reversed(stack.brokers):
-            await broker.stop()
+            await stack._stop(broker)
         if stack.projector:
             stack.projector.close()
 

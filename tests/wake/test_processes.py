@@ -181,3 +181,43 @@ async def test_free_running_decides_exactly_as_lockstep(
     want, got = decisions(uninterrupted), decisions(tmp_path / "free.duckdb")
     assert len(want) > 8 * 3 * 3
     assert got == want
+
+
+@pytest.mark.timeout(600)
+async def test_a_run_stopped_with_ctrl_c_resumes_from_its_log_to_the_same_events(
+    uninterrupted: Path, config: SystemConfig, kafka: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Ctrl-C in the middle of a cycle, then `sleepwake run --resume` on a fresh broker
+    (the log written back from the archive): the same ids and digests as uninterrupted."""
+    file = tmp_path / "config.json"
+    file.write_text(config.model_dump_json())
+    ensure_topics(kafka.bootstrap, 3)
+    progress = Progress(kafka.bootstrap)
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "SLEEPWAKE_BOOTSTRAP"}
+    with (tmp_path / "run.err").open("wb") as err:
+        run = subprocess.Popen([sys.executable, "-m", "cli.main", "run", "--bootstrap",
+                                kafka.bootstrap, "--config", str(file), "--out", str(out)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        try:
+            total = config.traffic.cycles * config.traffic.queries_per_cycle
+            await progress.until_counts(finals=total // 2 + 1)
+            run.send_signal(signal.SIGINT)
+            code = await asyncio.to_thread(run.wait, 120)
+        finally:
+            run.kill()
+    said = (tmp_path / "run.err").read_text()
+    assert code == 130, said[-3000:]
+    assert f"go on with: sleepwake run --resume {out}" in said, said[-3000:]
+    partial = content(out / "run.duckdb")[1]
+    assert 0 < len(partial) < len(content(uninterrupted)[1])
+
+    resumed = subprocess.run([sys.executable, "-m", "cli.main", "run", "--resume", str(out)],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (want, want_ids), (got, got_ids) = content(uninterrupted), content(out / "run.duckdb")
+    assert got_ids == want_ids
+    assert got == want
+    report = audit(out / "run.duckdb")
+    assert report.ok, report.divergences[:5]
+    assert (out / "report.md").is_file()

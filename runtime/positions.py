@@ -1,0 +1,136 @@
+"""Where the log ends and where each consumer group stands: what a stopped run needs to
+continue on another broker (`sleepwake run --resume`).
+
+A run on the embedded broker keeps its log in memory; what survives the process is the
+projection's archive. To continue, the log is written back into an empty broker at the
+same offsets (so every position the archive, the dead letters and the groups name still
+points at the same record) and each group's committed offsets are set as they were when
+the run stopped. Each agent then starts as after any restart: it folds what it had
+consumed and goes on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, OffsetSpec
+from kafka.structs import OffsetAndMetadata
+
+from runtime.bus import sync_client_kwargs
+
+log = logging.getLogger("sleepwake.positions")
+
+#: (topic, partition) → offset: the next offset to read (a group's) or to write (a log end).
+Offsets = dict[tuple[str, int], int]
+
+
+class RestoreError(RuntimeError):
+    """The log could not be written back as it was; the message says why."""
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One record to write back at its original position (None: where the broker puts it)."""
+
+    topic: str
+    partition: int | None
+    offset: int | None
+    key: bytes | None
+    value: bytes
+
+
+def _admin(bootstrap: str, what: str) -> KafkaAdminClient:
+    return KafkaAdminClient(**sync_client_kwargs(), bootstrap_servers=bootstrap,
+                            client_id=f"sleepwake-{what}")
+
+
+def end_offsets(bootstrap: str, topics: Iterable[str], idle_ms: int = 300) -> Offsets:
+    """The end (next offset to be written) of every partition of `topics` that exists.
+
+    tansu answers ListOffsets(latest) with the last batch's base offset + 1, not the end,
+    so the end is read: from one before the reported end to the last record there (on
+    Kafka that reads the one last record)."""
+    admin = _admin(bootstrap, "log-end")
+    try:
+        described = admin.describe_topics(list(topics))
+        parts = [TopicPartition(t["name"], p["partition_index"]) for t in described
+                 if not t.get("error_code") for p in t["partitions"]]
+        reported = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in parts})
+    finally:
+        admin.close()
+    ends = {tp: int(info.offset) for tp, info in reported.items()}
+    tails = [tp for tp, end in ends.items() if end > 0]
+    if tails:
+        reader = KafkaConsumer(**sync_client_kwargs(), bootstrap_servers=bootstrap,
+                               group_id=None, enable_auto_commit=False)
+        try:
+            reader.assign(tails)
+            for tp in tails:
+                reader.seek(tp, ends[tp] - 1)
+            while batches := reader.poll(timeout_ms=idle_ms):
+                for tp, records in batches.items():
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+        finally:
+            reader.close()
+    return {(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+
+def group_positions(bootstrap: str, groups: Iterable[str] | None = None) -> dict[str, Offsets]:
+    """The committed offsets of `groups` (default: every group of ours, named sw-…)."""
+    admin = _admin(bootstrap, "positions")
+    try:
+        names = sorted(groups if groups is not None else (
+            g["group_id"] for g in admin.list_groups() if g["group_id"].startswith("sw-")))
+        return {
+            group: {(tp.topic, tp.partition): int(meta.offset)
+                    for tp, meta in admin.list_group_offsets(group).get(group, {}).items()
+                    if meta.offset is not None and meta.offset >= 0}
+            for group in names
+        }
+    finally:
+        admin.close()
+
+
+def set_group_positions(bootstrap: str, positions: dict[str, Offsets]) -> None:
+    """Commit each group's offsets (the groups must have no live member)."""
+    admin = _admin(bootstrap, "positions")
+    try:
+        for group, offsets in positions.items():
+            if not offsets:
+                continue
+            errors = admin.alter_group_offsets(group, {
+                TopicPartition(t, p): OffsetAndMetadata(o, "", -1)
+                for (t, p), o in offsets.items()})
+            failed = {tp: e for tp, e in errors.items() if e.__name__ != "NoError"}
+            if failed:
+                raise RestoreError(f"could not set the offsets of group {group}: {failed}")
+    finally:
+        admin.close()
+
+
+def write_back(bootstrap: str, records: Iterable[LogRecord]) -> int:
+    """Write `records` (in offset order per partition, no gaps, starting at 0) into empty
+    partitions and check that each lands at its original offset; returns how many."""
+    producer = KafkaProducer(**sync_client_kwargs(), bootstrap_servers=bootstrap, acks="all",
+                             linger_ms=5, max_in_flight_requests_per_connection=1,
+                             client_id="sleepwake-restore")
+    sent = []
+    try:
+        for rec in records:
+            sent.append((rec, producer.send(rec.topic, rec.value, key=rec.key,
+                                            partition=rec.partition)))
+        producer.flush()
+        for rec, future in sent:
+            got = future.get(timeout=30)
+            if rec.offset is not None and got.offset != rec.offset:
+                raise RestoreError(
+                    f"{rec.topic}[{rec.partition}]: a record meant for offset {rec.offset} "
+                    f"landed at {got.offset}; resume needs an empty broker (a fresh embedded "
+                    "one, or topics deleted first)")
+    finally:
+        producer.close()
+    log.info("wrote %d records back into the log", len(sent))
+    return len(sent)
