@@ -86,9 +86,9 @@ def checked_config(path: Path | None, cycles: int | None = None, queries: int | 
 def run(
     out: Annotated[Path | None, typer.Option(
         "--out", help="Report directory: run.duckdb, report.md and cycles.png (default: "
-        "runs/run-<time>/; with --db only, <db name>-report/ beside the file).")] = None,
+        "`runs/run-<time>/`; with --db only, `<db name>-report/` beside the file).")] = None,
     db: Annotated[Path | None, typer.Option(
-        "--db", help="Fresh DuckDB file for the run (default: <out>/run.duckdb).")] = None,
+        "--db", help="Fresh DuckDB file for the run (default: `<out>/run.duckdb`).")] = None,
     config: Annotated[Path | None, typer.Option(
         envvar="SLEEPWAKE_CONFIG", help="JSON run configuration (see agents/config.py).")] = None,
     cycles: Annotated[int | None, typer.Option(min=1, help="Override traffic.cycles.")] = None,
@@ -103,10 +103,10 @@ def run(
         "baseline that isolates what sleep training does.")] = False,
     processes: Annotated[bool, typer.Option(
         "--processes", help="Every agent as its own OS process (faststream run), as in "
-        "production; the same events as in-process. Agent logs go to <out>/logs/.")] = False,
+        "production; the same events as in-process. Agent logs go to `<out>/logs/`.")] = False,
     no_plugins: Annotated[bool, typer.Option(
         "--no-plugins", help="Do not run installed plug-in agents in this process (run them "
-        "as their own processes: faststream run <package>:app).")] = False,
+        "as their own processes: `faststream run <package>:app`).")] = False,
     resume: Annotated[Path | None, typer.Option(
         "--resume", help="Continue a stopped run (its report directory or DuckDB file) from "
         "its log, as configured when it started: its log is written back into the broker and "
@@ -266,7 +266,7 @@ def compare(
 ) -> None:
     """Run every arm on the same seeds and traffic and report means with 95 % intervals.
 
-    Each (arm, seed) is a full `sleepwake run` in <out>/<arm>/seed-<n>/ with its own report;
+    Each (arm, seed) is a full `sleepwake run` in `<out>/<arm>/seed-<n>/` with its own report;
     a run already complete there is not run again, so an interrupted comparison continues
     where it stopped. The report puts the arms side by side (accuracy, escalation rate,
     serving, training and all-in cost per query, gap mass, confidence variance, the cycle
