@@ -89,7 +89,7 @@ def trainer_part(config: SystemConfig) -> Part:
     from agents.trainer.policy import TrainerConfig
     from agents.trainer.policy import make_policy as trainer_policy
     from agents.trainer.runner import TrainerAgent
-    from modelcore.zoo import ENTRY
+    from modelcore.arch import ENTRY
 
     cohort = cohort_of(config)
     s = config.sleep
@@ -112,7 +112,7 @@ def unit_flops(cohort: Cohort) -> float:
 
 def broker_config(config: SystemConfig, cohort: Cohort) -> BrokerConfig:
     """The broker's budget in the cost unit every other figure uses (one always-top query)."""
-    from modelcore.zoo import ENTRY
+    from modelcore.arch import ENTRY
 
     s = config.sleep
     unit = unit_flops(cohort)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from modelcore.encoding import TEMPLATE, render
+from modelcore.template import TEMPLATE, render
 from modelcore.world import TaskWorld
 
 

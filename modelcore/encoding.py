@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import torch
 from transformers import PreTrainedTokenizerBase
 
-TEMPLATE = "{query}="
+from modelcore.template import TEMPLATE, render  # re-exported: one template for all
+
+__all__ = ["TEMPLATE", "Batch", "encode_pairs", "render"]
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,6 @@ class Batch:
         targets = torch.full_like(self.input_ids, -100)
         targets[:, :-1] = torch.where(self.answer_mask[:, 1:], self.input_ids[:, 1:], -100)
         return targets
-
-
-def render(query: str, template: str = TEMPLATE) -> str:
-    return template.format(query=query)
 
 
 def encode_pairs(

@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import LlamaForCausalLM
 
+from modelcore.arch import ENTRY, TOP, Arch  # re-exported: the zoo's shapes
 from modelcore.charset import char_tokenizer
 from modelcore.encoding import TEMPLATE
 from modelcore.pretrain import pretrain
@@ -30,32 +31,6 @@ from modelcore.world import family_cells, training_examples
 from modelcore.zoo_files import META_FILE, WEIGHTS_DIR  # re-exported: the zoo's own names
 
 RECIPE_VERSION = 3
-
-
-@dataclass(frozen=True)
-class Arch:
-    """Llama shape; parameter count (and so cost) follows from it."""
-
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-    max_positions: int = 64
-
-    def config(self, vocab_size: int, pad_id: int, eos_id: int) -> LlamaConfig:
-        return LlamaConfig(
-            vocab_size=vocab_size,
-            hidden_size=self.hidden,
-            intermediate_size=self.intermediate,
-            num_hidden_layers=self.layers,
-            num_attention_heads=self.heads,
-            num_key_value_heads=self.heads,
-            max_position_embeddings=self.max_positions,
-            pad_token_id=pad_id,
-            eos_token_id=eos_id,
-            bos_token_id=None,
-            tie_word_embeddings=True,
-        )
 
 
 @dataclass(frozen=True)
@@ -92,8 +67,6 @@ class MemberSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-ENTRY = Arch(hidden=64, layers=2, heads=4, intermediate=192)
-TOP = Arch(hidden=64, layers=4, heads=4, intermediate=192)
 
 DEFAULT_ZOO: tuple[MemberSpec, ...] = (
     MemberSpec(

@@ -73,8 +73,8 @@ def cohort_view(config: SystemConfig) -> CohortView:
 
 def _context_of(folder: Path) -> tuple[int, str]:
     """A model folder's positions (HF config.json) and prompt template (zoo metadata)."""
-    from modelcore.encoding import TEMPLATE
-    from modelcore.zoo import META_FILE
+    from modelcore.template import TEMPLATE
+    from modelcore.zoo_files import META_FILE
 
     positions = int(json.loads((folder / "config.json").read_text())["max_position_embeddings"])
     meta_file = folder / META_FILE

@@ -162,3 +162,16 @@ def test_schema_command_writes_one_schema_per_event_type(tmp_path: Path) -> None
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "QueryReceived.v1.json").exists() and (tmp_path / "Ping.v2.json").exists()
+
+
+def test_pure_agents_never_load_a_model_library() -> None:
+    """Every pure policy builds without torch or transformers: an agent process that decides
+    pays for its own imports only (start-up), and the models stay with the workers."""
+    probe = ("import sys; from agents.config import SystemConfig; "
+             "from agents.registry import policy_factories; "
+             "[build() for build in policy_factories(SystemConfig()).values()]; "
+             "print(sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
