@@ -17,7 +17,7 @@ import duckdb
 from agents.config import SystemConfig
 from cli.audit import run_config
 from events.topology import all_topics, dead_letter_of, event_topics
-from projections.projector import projector_groups
+from projections.projector import projector_group
 from projections.resumable import (
     NotResumable,
     clear_stop,
@@ -53,9 +53,7 @@ def record_stop(bootstrap: str, db: Path) -> bool:
         store.close()
     ends = end_offsets(bootstrap, all_topics())
     groups = group_positions(bootstrap)
-    read: dict[tuple[str, int], int] = {}
-    for group in projector_groups(instance):
-        read |= groups.get(group, {})
+    read = groups.get(projector_group(instance), {})
     missing = sum(end - read.get(tp, 0) for tp, end in ends.items() if read.get(tp, 0) < end)
     if missing:
         log.warning("%d records were not projected before the stop: this run cannot be "

@@ -54,16 +54,15 @@ class Projector:
         self.bootstrap = bootstrap or bootstrap_from_env()
         self.broker = broker or make_broker(self.bootstrap, client_id="sleepwake-projector")
         self.lock = asyncio.Lock()
-        self.groups: tuple[str, ...] = (group, f"{group}-dlq") if group else \
-            projector_groups(self.store.instance)
-        group = self.groups[0]
+        # One subscriber, one group over the event and dead-letter topics: tansu takes half
+        # a session timeout for each group to join, and a broker starts its subscribers one
+        # after another, so a second group would hold up every run's start by that again.
+        self.groups: tuple[str, ...] = (group or projector_group(self.store.instance),)
+        self.letter_topics = frozenset(dead_letter_of(t) for t in event_topics())
         subscriber(
-            self.broker, *event_topics(), group_id=group, title="projector:events", batch=True
-        )(self.on_events)
-        subscriber(
-            self.broker, *(dead_letter_of(t) for t in event_topics()), group_id=self.groups[1],
-            title="projector:dead-letters", batch=True,
-        )(self.on_dead_letters)
+            self.broker, *event_topics(), *sorted(self.letter_topics), group_id=self.groups[0],
+            title="projector:consume", batch=True,
+        )(self.on_records)
         self.app = FastStream(
             self.broker,
             specification=AsyncAPI(self.broker, title="sleepwake projector"),
@@ -80,11 +79,22 @@ class Projector:
         serve_metrics()
         await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
 
-    async def on_events(self, bodies: list[bytes], msg: KafkaMessage) -> None:
+    async def on_records(self, bodies: list[bytes], msg: KafkaMessage) -> None:
+        """A batch from any topic: events are projected, dead letters recorded."""
+        records = list(zip(bodies, records_of(msg), strict=True))
+        letters = [(b, r) for b, r in records if r.topic in self.letter_topics]
+        events = [(b, r) for b, r in records if r.topic not in self.letter_topics]
+        if events:
+            await self.on_events(events)
+        if letters:
+            await self.on_dead_letters(letters)
+        self.meter.lag(msg)
+
+    async def on_events(self, records: Sequence[tuple[bytes, Any]]) -> None:
         """Project a batch in one transaction; a record that cannot be decoded, or whose
         rows the store rejects, is dead-lettered alone and the rest of the batch applies."""
         rows, out, kept, types = [], [], [], []
-        for body, record in zip(bodies, records_of(msg), strict=True):
+        for body, record in records:
             got = decode_record(body, record, "projector")
             if isinstance(got, DeadLetter):
                 out.append(dead_letter_message(got))
@@ -113,20 +123,16 @@ class Projector:
         for body, topic, key in out if not self.observer else ():
             await self.broker.publish(body, topic=topic, key=key)
         self.applied += applied
-        self.meter.lag(msg)
-        log.debug("projected %d of %d events", applied, len(bodies))
+        log.debug("projected %d of %d events", applied, len(records))
 
-    async def on_dead_letters(self, bodies: list[bytes], msg: KafkaMessage) -> None:
+    async def on_dead_letters(self, records: Sequence[tuple[bytes, Any]]) -> None:
         """Record dead letters; junk on a dead-letter topic is recorded as a letter itself."""
-        letters = [
-            (read_dead_letter(body, r, "projector"), self.position(r))
-            for body, r in zip(bodies, records_of(msg), strict=True)
-        ]
+        letters = [(read_dead_letter(body, r, "projector"), self.position(r))
+                   for body, r in records]
         async with self.lock:
             added = await asyncio.to_thread(self.store.apply_dead_letters, letters)
             self.dead_letters += added
         projected_letters((letter.reason for letter, _ in letters), added)
-        self.meter.lag(msg)
 
     def read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a query on the projection (hold `lock` while a batch may be applied)."""
@@ -141,10 +147,9 @@ class Projector:
         return Position(record.topic, record.partition or 0, offset)
 
 
-def projector_groups(instance: str) -> tuple[str, str]:
-    """The consumer groups of the projector of the file with this instance id: its events,
-    its dead letters."""
-    return f"sw-projector-{instance}", f"sw-projector-{instance}-dlq"
+def projector_group(instance: str) -> str:
+    """The consumer group of the projector of the file with this instance id."""
+    return f"sw-projector-{instance}"
 
 
 def projector_on(db: str | Path, **kwargs: Any) -> Callable[[str, KafkaBroker | None], Projector]:
