@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,6 +21,8 @@ from runtime.bus import make_broker
 from runtime.policy import Policy
 from runtime.positions import end_offsets, group_positions
 from runtime.shell import Agent
+
+log = logging.getLogger("sleepwake.stack")
 
 
 class Follower(Protocol):
@@ -124,6 +127,8 @@ class Stack:
         deadline = asyncio.get_running_loop().time() + timeout
         while not await asyncio.to_thread(read_all):
             if asyncio.get_running_loop().time() > deadline:
+                log.warning("the projector did not read the log to its end within %.0fs: the "
+                            "projection lacks its last records", timeout)
                 return False
             await asyncio.sleep(0.2)
         return True
