@@ -1,17 +1,15 @@
 """Rebuild every projection into a fresh DuckDB file, from Kafka or from an archive file.
 
-Reading Kafka "to the end" never trusts end offsets (the embedded broker answers them
-wrongly): it reads until the log has been idle for `idle_ms`.
+Reading Kafka "to the end" reads to the end offsets of when it starts, read rather than asked
+for (runtime.positions: the embedded broker answers them wrongly), with no idle wait.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
-from kafka import KafkaConsumer, TopicPartition
 from tqdm import tqdm
 
 from events.catalogue import CATALOGUE
@@ -20,8 +18,8 @@ from events.deadletter import DeadLetter
 from events.topology import dead_letter_of, event_topics
 from projections.rows import COLUMNS, Position, cycle_of, row
 from projections.store import Store
-from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
 from runtime.deadletters import read_dead_letter
+from runtime.positions import read_to_end
 
 CHUNK = 20_000
 
@@ -40,25 +38,6 @@ def _within(cycle: int | None, until_cycle: int | None) -> bool:
     return until_cycle is None or cycle is None or cycle <= until_cycle
 
 
-def read_log(bootstrap: str, topics: list[str], idle_ms: int = 1500) -> Iterator[Any]:
-    """Every record of `topics` from offset 0, until the log is idle."""
-    consumer = KafkaConsumer(
-        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_poll_records=5000,
-    )
-    try:
-        parts = [TopicPartition(t, p) for t in topics
-                 for p in sorted(consumer.partitions_for_topic(t) or ())]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        while batches := consumer.poll(timeout_ms=idle_ms):
-            for records in batches.values():
-                yield from records
-    finally:
-        consumer.close()
-
-
 def replay_from_kafka(
     bootstrap: str, out: Path, until_cycle: int | None = None, progress: bool = True
 ) -> dict[str, int]:
@@ -71,7 +50,7 @@ def replay_from_kafka(
         topics = event_topics()
         dlqs = {dead_letter_of(t) for t in topics}
         bar = tqdm(desc="replay from kafka", unit="ev", disable=not progress)
-        for rec in read_log(bootstrap, [*topics, *sorted(dlqs)]):
+        for rec in read_to_end(bootstrap, [*topics, *sorted(dlqs)]):
             at = Position(rec.topic, rec.partition, rec.offset)
             bar.update()
             if rec.topic in dlqs:  # junk there becomes a letter of its own, as live

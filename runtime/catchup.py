@@ -20,6 +20,7 @@ from events.topology import dead_letter_of
 from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
 from runtime.deadletters import read_dead_letter
 from runtime.policy import Policy
+from runtime.positions import read_to_end
 from runtime.seen import Seen
 
 log = logging.getLogger("sleepwake.catchup")
@@ -60,7 +61,7 @@ def catch_up(
     targets = committed_offsets(bootstrap, group, topics)
     if not targets:
         return state, seen
-    rejected = _dead_lettered(bootstrap, topics, consumer, idle_ms)
+    rejected = _dead_lettered(bootstrap, topics, consumer)
     folded = 0
     for rec in _read(bootstrap, targets, idle_ms, group):
         if (rec.topic, rec.partition, rec.offset) in rejected:
@@ -110,28 +111,12 @@ def _read(bootstrap: str, targets: dict[TopicPartition, int], idle_ms: int, grou
         consumer.close()
 
 
-def _dead_lettered(bootstrap: str, topics: tuple[str, ...], consumer: str, idle_ms: int
+def _dead_lettered(bootstrap: str, topics: tuple[str, ...], consumer: str
                    ) -> set[tuple[str, int, int]]:
     """Positions (topic, partition, offset) of `topics` that `consumer` dead-lettered."""
     found: set[tuple[str, int, int]] = set()
-    reader = KafkaConsumer(
-        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
-    try:
-        parts = [TopicPartition(dead_letter_of(t), p) for t in topics
-                 for p in sorted(reader.partitions_for_topic(dead_letter_of(t)) or ())]
-        if not parts:
-            return found
-        reader.assign(parts)
-        reader.seek_to_beginning(*parts)
-        while batches := reader.poll(timeout_ms=min(idle_ms, 500)):
-            for records in batches.values():
-                for rec in records:
-                    letter = read_dead_letter(rec.value, rec, "catch-up")
-                    if letter.consumer == consumer:
-                        found.add((letter.topic, letter.partition, letter.offset))
-        return found
-    finally:
-        reader.close()
+    for rec in read_to_end(bootstrap, [dead_letter_of(t) for t in topics]):
+        letter = read_dead_letter(rec.value, rec, "catch-up")
+        if letter.consumer == consumer:
+            found.add((letter.topic, letter.partition, letter.offset))
+    return found

@@ -12,14 +12,15 @@ consumed and goes on from there.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, OffsetSpec
 from kafka.structs import OffsetAndMetadata
 
-from runtime.bus import sync_client_kwargs
+from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
 
 log = logging.getLogger("sleepwake.positions")
 
@@ -47,12 +48,18 @@ def _admin(bootstrap: str, what: str) -> KafkaAdminClient:
                             client_id=f"sleepwake-{what}")
 
 
-def end_offsets(bootstrap: str, topics: Iterable[str], idle_ms: int = 300) -> Offsets:
+def _reader(bootstrap: str) -> KafkaConsumer:
+    return KafkaConsumer(**sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
+                         enable_auto_commit=False, auto_offset_reset="earliest",
+                         fetch_max_wait_ms=FETCH_MAX_WAIT_MS, max_poll_records=5000)
+
+
+def end_offsets(bootstrap: str, topics: Iterable[str], idle_ms: int = 2000) -> Offsets:
     """The end (next offset to be written) of every partition of `topics` that exists.
 
     tansu answers ListOffsets(latest) with the last batch's base offset + 1, not the end,
-    so the end is read: from one before the reported end to the last record there (on
-    Kafka that reads the one last record)."""
+    so the end is read: one fetch from one before the reported end returns that last batch
+    whole (on Kafka, the one last record). No idle wait: `idle_ms` only bounds a fetch."""
     admin = _admin(bootstrap, "log-end")
     try:
         described = admin.describe_topics(list(topics))
@@ -62,20 +69,50 @@ def end_offsets(bootstrap: str, topics: Iterable[str], idle_ms: int = 300) -> Of
     finally:
         admin.close()
     ends = {tp: int(info.offset) for tp, info in reported.items()}
-    tails = [tp for tp, end in ends.items() if end > 0]
-    if tails:
-        reader = KafkaConsumer(**sync_client_kwargs(), bootstrap_servers=bootstrap,
-                               group_id=None, enable_auto_commit=False)
+    pending = {tp for tp, end in ends.items() if end > 0}
+    if pending:
+        reader = _reader(bootstrap)
         try:
-            reader.assign(tails)
-            for tp in tails:
+            reader.assign(list(pending))
+            for tp in pending:
                 reader.seek(tp, ends[tp] - 1)
-            while batches := reader.poll(timeout_ms=idle_ms):
+            while pending and (batches := reader.poll(timeout_ms=idle_ms)):
+                for tp, records in batches.items():
+                    ends[tp] = max(ends[tp], records[-1].offset + 1)
+                    pending.discard(tp)
+            while batches := reader.poll(timeout_ms=0):  # the rest of a batch, if split
                 for tp, records in batches.items():
                     ends[tp] = max(ends[tp], records[-1].offset + 1)
         finally:
             reader.close()
     return {(tp.topic, tp.partition): end for tp, end in ends.items()}
+
+
+def read_to_end(bootstrap: str, topics: Iterable[str], idle_ms: int = 2000) -> Iterator[Any]:
+    """Every record of `topics` from offset 0 to the end as it is now, partition by
+    partition as fetched; it stops at the end (no idle wait), or if the log stays idle for
+    `idle_ms` before it (a log shortened under it)."""
+    ends = {TopicPartition(t, p): end for (t, p), end in end_offsets(bootstrap, topics).items()
+            if end > 0}
+    if not ends:
+        return
+    reader = _reader(bootstrap)
+    try:
+        reader.assign(list(ends))
+        reader.seek_to_beginning(*ends)
+        while ends and (batches := reader.poll(timeout_ms=idle_ms)):
+            for tp, records in batches.items():
+                end = ends.get(tp)
+                if end is None:
+                    continue
+                for rec in records:
+                    if rec.offset < end:
+                        yield rec
+                if records[-1].offset + 1 >= end:
+                    del ends[tp]
+                    reader.pause(tp)
+    finally:
+        reader.close()
 
 
 def group_positions(bootstrap: str, groups: Iterable[str] | None = None) -> dict[str, Offsets]:

@@ -53,7 +53,7 @@ from events.envelope import make_envelope
 from events.serving import Accepted, CycleOpened, QueryReceived, ResponseGenerated
 from events.topology import topic_of
 from events.vectors import encode_vector
-from runtime.bus import make_broker, subscriber, sync_client_kwargs
+from runtime.bus import make_broker, subscriber
 from runtime.deadletters import decode_record
 
 CHAT = "/v1/chat/completions"
@@ -248,31 +248,13 @@ class HttpGateway:
         await _send_json(send, 200, model_list(self.cohort, self.created))
 
 
-def logged_cycles(bootstrap: str, idle_ms: int = 2000) -> list[tuple[str, int]]:
+def logged_cycles(bootstrap: str) -> list[tuple[str, int]]:
     """(type, cycle) of every CycleOpened and QueryReceived on the gateway's topic, read from
-    its start up to the end offsets of now (or until it stays idle for `idle_ms`)."""
-    from kafka import KafkaConsumer, TopicPartition
+    its start up to its end as of now."""
+    from runtime.positions import read_to_end
 
-    topic = topic_of("gateway")
-    consumer = KafkaConsumer(**sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
-                             enable_auto_commit=False, client_id="sleepwake-http-resume")
-    try:
-        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic)
-                                                          or ())]
-        ends = {tp: end for tp, end in consumer.end_offsets(parts).items() if end > 0}
-        if not ends:
-            return []
-        consumer.assign(list(ends))
-        consumer.seek_to_beginning(*ends)
-        logged: list[tuple[str, int]] = []
-        while ends and (batches := consumer.poll(timeout_ms=idle_ms)):  # idle: the end
-            for tp, records in batches.items():
-                logged += [fact for rec in records if (fact := _cycle_fact(rec)) is not None]
-                if records and records[-1].offset + 1 >= ends.get(tp, 0):
-                    ends.pop(tp, None)
-        return logged
-    finally:
-        consumer.close()
+    return [fact for rec in read_to_end(bootstrap, [topic_of("gateway")])
+            if (fact := _cycle_fact(rec)) is not None]
 
 
 def _cycle_fact(record: Any) -> tuple[str, int] | None:
