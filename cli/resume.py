@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 
 from agents.config import SystemConfig
-from cli.audit import run_config
+from cli.audit import AuditError, run_config
 from events.topology import all_topics, dead_letter_of, event_topics
 from projections.projector import projector_group
 from projections.resumable import (
@@ -46,6 +46,15 @@ def run_file(path: Path) -> Path:
 def record_stop(bootstrap: str, db: Path) -> bool:
     """Save where the groups and the log stand, if the projection holds the whole log;
     otherwise clear any earlier stop (it no longer describes the log). True if saved."""
+    try:
+        return _record_stop(bootstrap, db)
+    except Exception as exc:  # e.g. an external broker gone: the run's own outcome stands
+        log.warning("could not save where the run stopped (%s): it cannot be resumed", exc)
+        clear_stop(db)
+        return False
+
+
+def _record_stop(bootstrap: str, db: Path) -> bool:
     store = Store(db)
     try:
         instance = store.instance
@@ -69,8 +78,12 @@ def restore(bootstrap: str, db: Path) -> SystemConfig:
     still holds that log) and return the run's configuration, as its log announced it."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        config = run_config(con)
         groups, ends = saved_stop(con)
+        try:
+            config = run_config(con)
+        except AuditError as exc:
+            raise NotResumable("the run stopped before it logged its configuration: start a "
+                               "new run") from exc
         now = end_offsets(bootstrap, all_topics())
         held = {tp: end for tp, end in now.items() if end}
         if held == {tp: end for tp, end in ends.items() if end}:
