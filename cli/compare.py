@@ -65,18 +65,28 @@ def run_one(p: Planned, base: SystemConfig, timeout: float) -> None:
 
 
 def run_all(runs: Sequence[Planned], base: SystemConfig, jobs: int, timeout: float) -> None:
-    """Run what is not done yet, `jobs` at a time, with one progress bar over the runs."""
+    """Run what is not done yet, `jobs` at a time, with one progress bar over the runs. A run
+    that fails does not stop the others; the failures are raised together at the end."""
     todo = [p for p in runs if not p.done]
+    failed: list[str] = []
     with tqdm(total=len(runs), initial=len(runs) - len(todo), desc="runs", unit="run") as bar, \
             ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {pool.submit(run_one, p, base, timeout): p for p in todo}
         try:
             for future in as_completed(futures):
                 p = futures[future]
-                future.result()
+                try:
+                    future.result()
+                except RunFailed as exc:
+                    failed.append(str(exc))
+                    bar.set_postfix_str(f"{p.arm.name} seed {p.seed} FAILED")
+                    continue
                 bar.set_postfix_str(f"{p.arm.name} seed {p.seed} done")
                 bar.update()
         except BaseException:
             for f in futures:
                 f.cancel()
             raise
+    if failed:
+        raise RunFailed(f"{len(failed)} of {len(todo)} runs failed (the same command runs "
+                        "them again; the others are kept): " + "; ".join(failed))

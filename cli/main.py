@@ -172,6 +172,13 @@ def run(
             report = asyncio.run(
                 serve_processes(servers, db, cfg, timeout, out, plugins=not no_plugins)
                 if processes else serve(servers, db, cfg, timeout, plugins=not no_plugins))
+        except TimeoutError:
+            saved = record_stop(servers, db)
+            typer.echo(f"error: the run did not finish within --timeout {timeout:.0f}s (a "
+                       "loaded machine, or a stalled agent: see the log above); " + (
+                           f"go on with: sleepwake run --resume {out}" if saved else
+                           f"what was projected is in {db}"), err=True)
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             saved = record_stop(servers, db)
             typer.echo(f"\nstopped: the agents are down and what they did is in {db}; " + (

@@ -173,3 +173,25 @@ def test_the_oracle_counts_the_cheapest_right_answer_of_each_query(tmp_path: Pat
     assert oracle.serving == pytest.approx((0.4 + 1.1 + 0.9) / 3)
     assert oracle.escalation == 0.0
     assert read_figures(db, "cheapest-only", 0, 1.0).serving == 0.5  # other arms: as served
+
+
+def test_a_failed_run_does_not_stop_the_others(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli import compare
+
+    ran: list[str] = []
+
+    def run_one(p: compare.Planned, base: SystemConfig, timeout: float) -> None:
+        ran.append(f"{p.arm.name}/{p.seed}")
+        if p.seed == 0:
+            raise compare.RunFailed(f"{p.arm.name} seed 0 failed")
+        (p.folder).mkdir(parents=True)
+        (p.folder / "report.md").write_text("done")
+
+    monkeypatch.setattr(compare, "run_one", run_one)
+    runs = compare.plan([BY_NAME["static"], BY_NAME["always-top"]], [0, 1], tmp_path)
+    with pytest.raises(compare.RunFailed, match="2 of 4 runs failed") as failed:
+        compare.run_all(runs, SystemConfig(), jobs=1, timeout=1)
+    assert sorted(ran) == ["always-top/0", "always-top/1", "static/0", "static/1"]
+    assert "static seed 0 failed" in str(failed.value)
+    assert [p.done for p in runs] == [False, True, False, True]
