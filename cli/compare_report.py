@@ -113,16 +113,27 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
-    for arm, runs in arms.items():
-        cost, acc = interval([r.all_in for r in runs]), interval([r.accuracy for r in runs])
-        ax.errorbar(cost.mean, acc.mean, xerr=cost.half or 0, yerr=acc.half or 0, fmt="o",
-                    capsize=3, label=arm)
-    ax.set_xlabel("all-in cost per query (always-top = 1)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("cost-quality frontier (mean ± 95 % CI over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    # Serving alone on a linear axis; all-in on a log axis, where training puts the sleeping
+    # arms two orders of magnitude away (each seed drawn: an interval would cross zero).
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for i, (arm, runs) in enumerate(arms.items()):
+        colour = f"C{i % 10}"
+        serving, acc = interval([r.serving for r in runs]), interval([r.accuracy for r in runs])
+        left.errorbar(serving.mean, acc.mean, xerr=serving.half or 0, yerr=acc.half or 0,
+                      fmt="o", capsize=3, color=colour, label=arm)
+        right.scatter([r.all_in for r in runs], [r.accuracy for r in runs], s=12, alpha=0.5,
+                      color=colour)
+        right.scatter([interval([r.all_in for r in runs]).mean], [acc.mean], s=50,
+                      color=colour, label=arm)
+    left.set_xlabel("serving cost per query, router included (always-top = 1)")
+    left.set_ylabel("accuracy")
+    left.set_title("serving: mean ± 95 % CI over seeds")
+    right.set_xscale("log")
+    right.set_xlabel("all-in cost per query: serving + training (log scale)")
+    right.set_title("all-in: mean (large) and each seed (small)")
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "frontier.png", dpi=110)
     plt.close(fig)
