@@ -184,7 +184,9 @@ def write_comparison(runs: Sequence[RunFigures], out: Path, command: str,
         "variance are means over cycles; training cost per query is the run's training FLOPs "
         "in always-top queries over the queries served; all-in = serving + training. Initial "
         "and final are cycles 1-5 and the last 5. A run settles by the first cycle from which "
-        "its serving cost per query stays within 0.05 of its final mean.",
+        "its serving cost per query stays within 0.05 of its final mean; one whose last cycle "
+        "is still outside counts as settling one cycle after its end (censored, not left "
+        "out). Recovery is the same, counted from the drift's cycle.",
     ]
     (out / "report.md").write_text("\n".join(p for p in parts if p) + "\n")
     return out / "report.md"

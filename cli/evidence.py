@@ -11,7 +11,9 @@ nothing is recomputed from models. Definitions (also in the report):
   by the queries served; all-in = serving + training;
 - initial / final: the means over cycles 1-5 (cycle 0 runs on priors) and over the last 5;
 - settles by: the first cycle from which every cycle's serving cost per query stays within
-  0.05 of the final mean; recovers in: the same, counted from a drift's first cycle;
+  0.05 of the final mean (a run whose last cycle is still outside counts as settling one
+  cycle after its end: censored, never left out); recovers in: the same, counted from a
+  drift's first cycle;
 - PGR (performance gap recovered): (accuracy - cheapest-only) / (always-top - cheapest-only).
 """
 
@@ -108,16 +110,23 @@ def read_figures(db: Path, arm: str, seed: int, unit_flops: float,
         conf_variance=mean(col["conf_variance"]), gap_mass_initial=_mean(col["gap_mass"][head]),
         gap_mass_final=_mean(col["gap_mass"][tail]),
         initial={k: mean(col[k][head]) for k in measured},
-        final={k: mean(col[k][tail]) for k in measured}, settles_by=int(col["cycle"][settle]),
+        final={k: mean(col[k][tail]) for k in measured}, settles_by=_cycle_at(col["cycle"], settle),
         per_cycle={k: list(v) for k, v in col.items() if k != "cycle"},
-        recovers_in=None if after is None or drift_at is None else after - drift_at)
+        recovers_in=None if after is None or drift_at is None
+        else _cycle_at(col["cycle"], after) - drift_at)
 
 
 def _settles(costs: Sequence[float], final: float, start: int) -> int:
-    """The first cycle from `start` on whose cost, and every later one's, is within the band
-    of the final mean (the last cycle at worst)."""
-    return next(i for i in range(min(start, len(costs) - 1), len(costs))
-                if all(abs(c - final) <= SETTLE_BAND for c in costs[i:]))
+    """The first cycle index from `start` on whose cost, and every later one's, is within the
+    band of the final mean; `len(costs)` if even the last is not (censored at the run's end:
+    a run that never settles counts as settling just after it, never as missing)."""
+    return next((i for i in range(min(start, len(costs) - 1), len(costs))
+                 if all(abs(c - final) <= SETTLE_BAND for c in costs[i:])), len(costs))
+
+
+def _cycle_at(cycles: Sequence[int], index: int) -> int:
+    """The cycle number at `index`; one past the last for a run that never settled."""
+    return int(cycles[index]) if index < len(cycles) else int(cycles[-1]) + 1
 
 
 def _mean(values: Sequence[float | None]) -> float | None:

@@ -195,3 +195,10 @@ def test_a_failed_run_does_not_stop_the_others(tmp_path: Path,
     assert sorted(ran) == ["always-top/0", "always-top/1", "static/0", "static/1"]
     assert "static seed 0 failed" in str(failed.value)
     assert [p.done for p in runs] == [False, True, False, True]
+
+
+def test_a_run_that_never_settles_is_censored_at_its_end_not_left_out() -> None:
+    settled = [1.0, 0.9, 0.8, 0.8, 0.8, 0.8]
+    assert _settles(settled, 0.8, 0) == 2
+    wobbling = [0.8, 0.8, 0.8, 0.8, 0.8, 1.2]  # its last cycle is far from the final mean
+    assert _settles(wobbling, sum(wobbling[-5:]) / 5, 0) == len(wobbling)
