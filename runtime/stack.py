@@ -115,12 +115,12 @@ class Stack:
         within `timeout`: then the projection lacks part of the log."""
         if self.projector is None or self.bootstrap is None:
             return False
-        groups = self.projector.groups
-        ends = await asyncio.to_thread(end_offsets, self.bootstrap, all_topics())
+        bootstrap, groups = self.bootstrap, self.projector.groups
+        ends = await asyncio.to_thread(end_offsets, bootstrap, all_topics())
 
         def read_all() -> bool:
             read: dict[tuple[str, int], int] = {}
-            for offsets in group_positions(self.bootstrap or "", groups).values():
+            for offsets in group_positions(bootstrap, groups).values():
                 read |= offsets
             return all(read.get(tp, 0) >= end for tp, end in ends.items() if end > 0)
 
