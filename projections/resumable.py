@@ -84,10 +84,9 @@ def saved_stop(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, Offsets], Offs
 
 def event_log(con: duckdb.DuckDBPyConnection, ends: Offsets) -> Iterator[LogRecord]:
     """Every record of the event topics at its position, 0 up to the saved end."""
-    for topic in event_topics():
-        for (t, partition), end in sorted(ends.items()):
-            if t != topic or end == 0:
-                continue
+    topics = set(event_topics())
+    for (topic, partition), end in sorted(ends.items()):
+        if topic in topics and end:
             archived = {o: (s.encode(), bytes(raw)) for o, s, raw in con.execute(
                 'SELECT "offset", subject, raw FROM events WHERE topic = ? AND "partition" = ?',
                 [topic, partition]).fetchall()}

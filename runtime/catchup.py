@@ -9,18 +9,17 @@ Kafka has no order across partitions; policies must not depend on one
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.admin import KafkaAdminClient
 
 from events.codec import BadEvent, decode
 from events.topology import dead_letter_of
-from runtime.bus import FETCH_MAX_WAIT_MS, sync_client_kwargs
+from runtime.bus import sync_client_kwargs
 from runtime.deadletters import read_dead_letter
 from runtime.policy import Policy
-from runtime.positions import read_to_end
+from runtime.positions import read_to_end, read_until
 from runtime.seen import Seen
 
 log = logging.getLogger("sleepwake.catchup")
@@ -63,7 +62,7 @@ def catch_up(
         return state, seen
     rejected = _dead_lettered(bootstrap, topics, consumer)
     folded = 0
-    for rec in _read(bootstrap, targets, idle_ms, group):
+    for rec in read_until(bootstrap, targets, idle_ms, group):
         if (rec.topic, rec.partition, rec.offset) in rejected:
             continue
         try:
@@ -80,35 +79,6 @@ def catch_up(
             log.warning("%s: fold of %s failed again; skipped as live", group, event.id)
     log.info("%s: caught up on %d events", group, folded)
     return state, seen
-
-
-def _read(bootstrap: str, targets: dict[TopicPartition, int], idle_ms: int, group: str
-          ) -> Iterator[Any]:
-    """Records of `targets` below their offsets, partition by partition as fetched."""
-    consumer = KafkaConsumer(
-        **sync_client_kwargs(), bootstrap_servers=bootstrap, group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest", fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-        max_poll_records=5000,
-    )
-    try:
-        consumer.assign(list(targets))
-        consumer.seek_to_beginning(*targets)
-        pending = dict(targets)
-        while pending:
-            batches = consumer.poll(timeout_ms=idle_ms)
-            if not batches:
-                log.warning("%s: log ended before committed offsets %s", group, pending)
-                return
-            for tp, records in batches.items():
-                for rec in records:
-                    if tp not in pending or rec.offset >= pending[tp]:
-                        continue
-                    yield rec
-                    if rec.offset + 1 >= pending[tp]:
-                        del pending[tp]
-    finally:
-        consumer.close()
 
 
 def _dead_lettered(bootstrap: str, topics: tuple[str, ...], consumer: str

@@ -89,27 +89,36 @@ def end_offsets(bootstrap: str, topics: Iterable[str], idle_ms: int = 2000) -> O
 
 
 def read_to_end(bootstrap: str, topics: Iterable[str], idle_ms: int = 2000) -> Iterator[Any]:
-    """Every record of `topics` from offset 0 to the end as it is now, partition by
-    partition as fetched; it stops at the end (no idle wait), or if the log stays idle for
-    `idle_ms` before it (a log shortened under it)."""
+    """Every record of `topics` from offset 0 to the end as it is now (no idle wait)."""
     ends = {TopicPartition(t, p): end for (t, p), end in end_offsets(bootstrap, topics).items()
             if end > 0}
-    if not ends:
+    yield from read_until(bootstrap, ends, idle_ms, "reading to the end")
+
+
+def read_until(bootstrap: str, ends: dict[TopicPartition, int], idle_ms: int = 2000,
+               what: str = "log") -> Iterator[Any]:
+    """The records of each partition from offset 0 below its end in `ends`, partition by
+    partition as fetched; it stops once every partition reached its end, or (with a
+    warning) if the log stays idle for `idle_ms` before that."""
+    pending = {tp: end for tp, end in ends.items() if end > 0}
+    if not pending:
         return
     reader = _reader(bootstrap)
     try:
-        reader.assign(list(ends))
-        reader.seek_to_beginning(*ends)
-        while ends and (batches := reader.poll(timeout_ms=idle_ms)):
+        reader.assign(list(pending))
+        reader.seek_to_beginning(*pending)
+        while pending:
+            batches = reader.poll(timeout_ms=idle_ms)
+            if not batches:
+                log.warning("%s: the log ended before offsets %s", what, pending)
+                return
             for tp, records in batches.items():
-                end = ends.get(tp)
+                end = pending.get(tp)
                 if end is None:
                     continue
-                for rec in records:
-                    if rec.offset < end:
-                        yield rec
+                yield from (rec for rec in records if rec.offset < end)
                 if records[-1].offset + 1 >= end:
-                    del ends[tp]
+                    del pending[tp]
                     reader.pause(tp)
     finally:
         reader.close()
