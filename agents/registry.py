@@ -34,7 +34,9 @@ def policy_factories(config: SystemConfig, cohort: Cohort | None = None
 
     def grader() -> Policy[Any]:
         from agents.grader.policy import GraderConfig, make_policy
+        from modelcore.tasks import preload
 
+        preload()
         peers = len(cohort.tier(0)) + len(cohort.tier(1)) - 1  # the selector's shadow fan-out
         return make_policy(GraderConfig(shadow_peers=peers))
 
@@ -46,7 +48,9 @@ def policy_factories(config: SystemConfig, cohort: Cohort | None = None
 
     def meta_selector() -> Policy[Any]:
         from agents.meta_selector.policy import make_policy
+        from modelcore.calibration import preload
 
+        preload()
         return make_policy(cohort, config.meta.policy_config(controlled=sleep.enabled))
 
     def cartographer() -> Policy[Any]:
@@ -187,8 +191,10 @@ def world_of(traffic: TrafficConfig) -> Any:
 def make_gateway(config: SystemConfig) -> Policy[Any]:
     from agents.gateway.policy import Traffic
     from agents.gateway.policy import make_policy as gateway_policy
+    from modelcore.tasks import preload
 
     one_torch_thread()
+    preload()
     t = config.traffic
     embed, cost = router_of(config)
     return gateway_policy(Traffic(t.seed, t.cycles, t.queries_per_cycle, t.shadow, t.mode,

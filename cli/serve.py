@@ -8,6 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,9 @@ from agents.config import SystemConfig, TrafficConfig
 from agents.gateway.http import HttpGateway
 from agents.gateway.http_policy import Limits
 from agents.plugins import plugin_names
-from agents.registry import cohort_of, make_gateway, make_worker, pure_policies, trainer_part
+from agents.registry import cohort_of, make_gateway, make_worker, policy_factories, trainer_part
 from projections.projector import projector_on
+from runtime.policy import Deferred
 from runtime.stack import Part, Stack, running
 
 METRICS = ("SELECT cycle, queries, graded, accuracy, escalation_rate, router_cost_per_query, "
@@ -41,12 +43,13 @@ def wake_parts(config: SystemConfig, traffic: bool = True, plugins: bool = True
     broker, sleeper trainer and canary judge; and every installed plug-in agent (unless
     `plugins` is off: they then run as their own processes)."""
     cohort = cohort_of(config)
-    pure = pure_policies(config, cohort)
+    pure = {name: Deferred(build) for name, build in policy_factories(config, cohort).items()}
     sleep = ("cartographer", "envelope_broker", "canary_judge") if config.sleep.enabled else ()
-    return [
-        *([Part("gateway", make_gateway(config))] if traffic else []),
+    return [  # policies are built in this order while the consumer groups join (`running`)
+        *([Part("gateway", Deferred(partial(make_gateway, config)))] if traffic else []),
         Part("selector", pure["selector"]),
-        *(Part("worker", make_worker(config, m, cohort), m.model_id) for m in cohort.members),
+        *(Part("worker", Deferred(partial(make_worker, config, m, cohort)), m.model_id)
+          for m in cohort.members),
         Part("meta_selector", pure["meta_selector"]),
         Part("grader", pure["grader"]),
         *(Part(name, pure[name]) for name in sleep),

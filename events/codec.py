@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from events.catalogue import CATALOGUE
-from events.envelope import Envelope, Payload
+from events.envelope import Envelope, Payload, envelope_of
 from events.topology import producer_of
 from events.upcasting import UnknownSchemaVersion, upcast
 
@@ -94,22 +94,23 @@ def _decode(raw: bytes | None) -> AnyEnvelope:
         raise BadEvent("unknown_schema_version", str(exc)) from exc
     doc["schemaversion"] = payload_cls.VERSION
     try:
-        return Envelope[payload_cls].model_validate(doc)  # type: ignore[valid-type]
+        return envelope_of(payload_cls).model_validate(doc)
     except ValidationError as exc:
         raise BadEvent("invalid_payload", _brief(exc)) from exc
 
 
 def _depth(doc: Any) -> int:
     """Nesting depth of parsed JSON, iteratively (a recursive walk could itself overflow)."""
-    deepest, stack = 0, [(doc, 1)]
-    while stack:
+    if not isinstance(doc, dict | list):
+        return 0
+    deepest, stack = 1, [(doc, 1)]
+    while stack:  # only containers are pushed: an event's scalars are most of its nodes
         node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            if depth > MAX_DEPTH:
-                return depth
-            children = node.values() if isinstance(node, dict) else node
-            stack.extend((child, depth + 1) for child in children)
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        children = node.values() if isinstance(node, dict) else node
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return deepest
 
 

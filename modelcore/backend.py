@@ -23,6 +23,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from modelcore.building import BUILDING
 from modelcore.cost import CostScale, inference_flops
 from modelcore.encoding import TEMPLATE, render
 from modelcore.generation import Decoded, greedy_decode
@@ -94,7 +95,8 @@ class ModelBackend:
         path = Path(path)
         meta_file = path / META_FILE
         meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
-        model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
+        with BUILDING:
+            model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True)
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
         return cls(
             model,
@@ -123,12 +125,14 @@ class ModelBackend:
                 raise HashMismatchError(
                     f"adapter at {ref.path} has sha256 {actual}, expected {ref.sha256}; refusing it"
                 )
-            if self._peft is None:
-                self._peft = PeftModel.from_pretrained(
-                    self.base, ref.path, adapter_name=ref.sha256, is_trainable=False
-                )
-            else:
-                self._peft.load_adapter(ref.path, adapter_name=ref.sha256, is_trainable=False)
+            with BUILDING:
+                if self._peft is None:
+                    self._peft = PeftModel.from_pretrained(
+                        self.base, ref.path, adapter_name=ref.sha256, is_trainable=False
+                    )
+                else:
+                    self._peft.load_adapter(ref.path, adapter_name=ref.sha256,
+                                            is_trainable=False)
             self._peft.eval()
             self._adapters[ref.sha256] = ref
             return ref.sha256

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 Method = Literal["isotonic", "platt"]
 
@@ -39,6 +37,13 @@ def _logit(c: np.ndarray) -> np.ndarray:
     return np.log(c / (1 - c))
 
 
+def preload() -> None:
+    """Import the fitting library now (an agent building its policy off the event loop), not
+    at the first fit, in a handler."""
+    import sklearn.isotonic
+    import sklearn.linear_model  # noqa: F401
+
+
 def fit_calibrator(
     confidences: Sequence[float], successes: Sequence[bool], method: Method = "isotonic"
 ) -> Calibrator:
@@ -50,6 +55,9 @@ def fit_calibrator(
     if y.min() == y.max():
         rate = float(y[0])
         return Calibrator("isotonic", (0.0, 1.0), (rate, rate))
+    from sklearn.isotonic import IsotonicRegression  # seconds to import: only when fitting
+    from sklearn.linear_model import LogisticRegression
+
     if method == "isotonic":
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, y)
         return Calibrator(

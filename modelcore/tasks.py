@@ -15,10 +15,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import reasoning_gym
-from reasoning_gym.dataset import ProceduralDataset
+if TYPE_CHECKING:
+    from reasoning_gym.dataset import ProceduralDataset
 
 LEVELS: tuple[str, ...] = ("easy", "medium", "hard")
 NUMERIC = frozenset({"chain", "gcd"})
@@ -108,8 +108,16 @@ class Task:
         return (self.family, self.level)
 
 
+def preload() -> None:
+    """Import the generators now (an agent building its policy off the event loop), not at
+    the first task drawn or scored, in a handler."""
+    import reasoning_gym  # noqa: F401
+
+
 @functools.lru_cache(maxsize=256)
 def _dataset(family: str, level: str, seed: int) -> ProceduralDataset:
+    import reasoning_gym  # seconds to import (every generator it has): on first use
+
     spec = FAMILIES[family].levels[level]
     ds: ProceduralDataset = reasoning_gym.create_dataset(
         spec.dataset, seed=seed, size=_INDEX_SPACE, **spec.kwargs()

@@ -13,6 +13,7 @@ import logging
 import os
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.message import StreamMessage
@@ -70,6 +71,16 @@ def sync_client_kwargs() -> dict[str, Any]:
     """Security settings for kafka-python clients (admin, catch-up, replay), from the same
     environment as every other client (runtime.security)."""
     return kafka_python_kwargs(security_from_env())
+
+
+def raw_producer(broker: KafkaBroker) -> Any | None:
+    """The started aiokafka producer under a FastStream broker, or None (the in-memory test
+    broker, or a FastStream whose internals moved). Sending on it skips FastStream's publish
+    path (middlewares, a random correlation header per record), which costs more than the
+    send itself in an agent's hot loop; the bytes and keys are the same."""
+    state = getattr(getattr(broker.config, "producer", None), "_producer", None)
+    producer = getattr(state, "producer", None)
+    return producer if isinstance(producer, AIOKafkaProducer) else None
 
 
 def make_broker(bootstrap: str | None = None, **kwargs: Any) -> KafkaBroker:

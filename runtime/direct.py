@@ -43,7 +43,8 @@ def run_direct(parts: Sequence[Part], seed: int | None = None, limit: int = 10_0
     for part in parts:
         for topic in AGENTS[part.name].input_topics:
             readers.setdefault(topic, []).append(part)
-    run = DirectRun(states={p.key: p.policy.initial for p in parts})
+    policies = {p.key: p.built() for p in parts}
+    run = DirectRun(states={k: policy.initial for k, policy in policies.items()})
     fifo: deque[AnyEnvelope] = deque()
     streams: dict[tuple[str, str], deque[AnyEnvelope]] = {}
 
@@ -67,14 +68,14 @@ def run_direct(parts: Sequence[Part], seed: int | None = None, limit: int = 10_0
         return streams[rng.choice(live)].popleft() if live else None
 
     for part in parts:
-        for i, start in enumerate(part.policy.start(run.states[part.key])):
+        for i, start in enumerate(policies[part.key].start(run.states[part.key])):
             emit(part, start, None, i)
     for _ in range(limit):
         event = next_event()
         if event is None:
             break
         for part in readers.get(producer_of(type(event.data)).topic, ()):
-            emits, run.states[part.key] = part.policy.react(run.states[part.key], event)
+            emits, run.states[part.key] = policies[part.key].react(run.states[part.key], event)
             for index, out in enumerate(emits):
                 emit(part, out, event, index)
     return run

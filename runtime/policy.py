@@ -7,6 +7,7 @@ given, so re-running it over a log prefix reproduces its decisions (the audit re
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -77,6 +78,28 @@ def _decide_by_step(step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]]
 def _evolve_by_step(step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]]
                     ) -> Callable[[S, AnyEnvelope], S]:
     return lambda state, event: step(state, event)[1]
+
+
+class Deferred(Generic[S]):
+    """A policy that takes seconds to build (its agent loads a model, or imports a heavy
+    library): built once, on first use, from any thread. The stack builds it off the event
+    loop while the agent's consumer group joins, instead of before it."""
+
+    def __init__(self, build: Callable[[], Policy[S]]) -> None:
+        self._build = build
+        self._policy: Policy[S] | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Policy[S]:
+        with self._lock:
+            if self._policy is None:
+                self._policy = self._build()
+            return self._policy
+
+
+def built(policy: Policy[S] | Deferred[S]) -> Policy[S]:
+    """The policy itself, building a deferred one (blocking) if it is not built yet."""
+    return policy.get() if isinstance(policy, Deferred) else policy
 
 
 def run(policy: Policy[S], events: Sequence[AnyEnvelope]) -> tuple[S, list[list[Emit]]]:

@@ -20,7 +20,8 @@ import os
 import time
 import traceback
 from collections.abc import Sequence
-from typing import Any, Generic, TypeVar, Union
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar, Union, cast
 
 from faststream import FastStream
 from faststream.kafka import KafkaBroker
@@ -32,11 +33,18 @@ from events.deadletter import DeadLetter
 from events.envelope import Envelope, derived_id, make_envelope
 from events.topology import AGENTS, AgentSpec, all_topics
 from runtime.admin import ensure_topics, refuse_second_instance
-from runtime.bus import bootstrap_from_env, make_broker, partitions_from_env, records_of, subscriber
+from runtime.bus import (
+    bootstrap_from_env,
+    make_broker,
+    partitions_from_env,
+    raw_producer,
+    records_of,
+    subscriber,
+)
 from runtime.catchup import catch_up
 from runtime.deadletters import Record, dead_letter_message, decode_record, letter_for
 from runtime.metrics import Meter, serve_metrics
-from runtime.policy import AnyEnvelope, Emit, Policy
+from runtime.policy import AnyEnvelope, Deferred, Emit, Policy, built
 from runtime.seen import Seen
 
 S = TypeVar("S")
@@ -47,6 +55,12 @@ log = logging.getLogger("sleepwake.agent")
 HANDLER_TRIES = 3
 
 Outgoing = tuple[bytes, str, bytes | None]  # (body, topic, key)
+
+#: Where deferred policies are built (models loaded): on a thread of their own, so the default
+#: pool stays free for the admin and catch-up calls of the other agents, and one at a time,
+#: in the order asked: on two cores the traffic source's embedder, built first, gets the
+#: first query out soonest (model builds are serialised anyway: modelcore.backend.BUILDING).
+LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sleepwake-load")
 
 
 def describe(emits: Sequence[Emit]) -> str:
@@ -60,14 +74,19 @@ class Agent(Generic[S]):
     """One running agent: its broker, subscriber, publisher and in-memory state."""
 
     def __init__(
-        self, name: str, policy: Policy[S], *, bootstrap: str | None = None,
+        self, name: str, policy: Policy[S] | Deferred[S], *, bootstrap: str | None = None,
         broker: KafkaBroker | None = None, instance: str | None = None,
     ) -> None:
         """`instance` names one of several differently-configured instances of an agent
-        (a worker per member): each gets its own consumer group."""
+        (a worker per member): each gets its own consumer group. A `Deferred` policy is
+        built in `prepare`, off the event loop."""
         self.spec: AgentSpec = AGENTS[name]
-        self.policy = policy
-        self.state: S = policy.initial
+        self.deferred = policy
+        self.policy: Policy[S] = cast(Policy[S], None) if isinstance(policy, Deferred) else policy
+        self.state: S = cast(S, None) if isinstance(policy, Deferred) else policy.initial
+        #: Set once the state is rebuilt from the log: records that arrive before wait.
+        self.ready = asyncio.Event()
+        self._loading: asyncio.Future[Policy[S]] | None = None
         self.seen = Seen()
         self.handled = 0  # events this instance decided on (observability, tests)
         self.duplicates = 0
@@ -97,17 +116,44 @@ class Agent(Generic[S]):
         self.app.after_startup(self.kickoff)
 
     async def prepare(self) -> None:
-        """Create missing topics, refuse to be a second instance of a global agent, then
-        fold what the group already consumed (restart). Serves metrics if configured."""
+        """Everything before consuming: `admit`, then `load` (`faststream run` calls it
+        before the consumer starts; the in-process stack overlaps `load` with the join)."""
+        await self.admit()
+        await self.load()
+
+    async def admit(self) -> None:
+        """Create missing topics and refuse to be a second instance of a global agent (so
+        before this instance's consumer joins its group). Serves metrics if configured."""
+        self.loading()
         serve_metrics()
         await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
         if self.spec.scaling == "global":
             await asyncio.to_thread(refuse_second_instance, self.bootstrap, self.group,
                                     self.spec.name)
+
+    def loading(self) -> asyncio.Future[Policy[S]]:
+        """Start building the policy on the loader threads (once; in the order asked)."""
+        if self._loading is None:
+            self._loading = asyncio.get_running_loop().run_in_executor(
+                LOADER, built, self.deferred)
+        return self._loading
+
+    async def load(self) -> None:
+        """Build the policy, fold what the group already consumed (restart), and let the
+        records waiting in `handle` through."""
+        self.policy = await self.loading()
         self.state, self.seen = await asyncio.to_thread(
             catch_up, self.bootstrap, self.group, self.spec.input_topics, self.policy,
             self.id_source,
         )
+        self.ready.set()
+
+    def without_log(self) -> None:
+        """Ready with the initial state: on the in-memory test broker there is no log to
+        catch up from."""
+        self.policy = built(self.deferred)
+        self.state = self.policy.initial
+        self.ready.set()
 
     async def kickoff(self) -> None:
         """Publish what the policy emits on its own (ids keyed by what they are: idempotent)."""
@@ -125,14 +171,20 @@ class Agent(Generic[S]):
     async def send(self, out: Sequence[Outgoing]) -> None:
         """Publish everything without waiting record by record, then wait for all of it."""
         pending = []
+        producer = raw_producer(self.broker)
         for body, topic, key in out:
-            sent = await self.broker.publish(body, topic=topic, key=key, no_confirm=True)
+            if producer is not None:
+                sent = await producer.send(topic, body, key=key)
+            else:
+                sent = await self.broker.publish(body, topic=topic, key=key, no_confirm=True)
             if isinstance(sent, asyncio.Future):
                 pending.append(sent)
         if pending:
             await asyncio.gather(*pending)
 
     async def handle(self, bodies: list[bytes], msg: KafkaMessage) -> None:
+        if not self.ready.is_set():  # the group joined while the policy was still loading
+            await self.ready.wait()
         await self.handle_records(list(zip(bodies, records_of(msg), strict=True)))
         self.meter.lag(msg)
 
@@ -204,6 +256,6 @@ class Agent(Generic[S]):
         return BadEvent("handler_error", f"{self.id_source}: {brief}"[:1000])
 
 
-def agent_app(name: str, policy: Policy[S]) -> Agent[S]:
+def agent_app(name: str, policy: Policy[S] | Deferred[S]) -> Agent[S]:
     """The agent as configured by the environment ($SLEEPWAKE_BOOTSTRAP)."""
     return Agent(name, policy)

@@ -18,7 +18,7 @@ from faststream.kafka import KafkaBroker, TestKafkaBroker
 from events.topology import all_topics
 from runtime.admin import ensure_topics
 from runtime.bus import make_broker
-from runtime.policy import Policy
+from runtime.policy import Deferred, Policy, built
 from runtime.positions import end_offsets, group_positions
 from runtime.shell import Agent
 
@@ -63,13 +63,17 @@ class Part:
     """One agent instance to run: its name in the topology, its policy, its instance name."""
 
     name: str
-    policy: Policy[Any]
+    policy: Policy[Any] | Deferred[Any]
     instance: str | None = None
     #: Builds the agent (same arguments as `Agent`) when it needs more than the shell.
     build: Callable[..., Agent[Any]] | None = None
 
     def agent(self, **kwargs: Any) -> Agent[Any]:
         return (self.build or Agent)(self.name, self.policy, instance=self.instance, **kwargs)
+
+    def built(self) -> Policy[Any]:
+        """The policy, built now if it is deferred."""
+        return built(self.policy)
 
     @property
     def key(self) -> str:
@@ -150,20 +154,37 @@ async def running(
     parts: Sequence[Part], follower: FollowerFactory | None = None, *, bootstrap: str,
     partitions: int = 3,
 ) -> AsyncIterator[Stack]:
-    """Start agents (and the follower, if any) against a real broker; stop them on exit."""
+    """Start agents (and the follower, if any) against a real broker; stop them on exit.
+
+    Start-up overlaps what takes seconds: every consumer group joins (half a session timeout
+    on the embedded broker) while the deferred policies load, two at a time, in the order
+    of `parts`; each agent consumes once its state is rebuilt, and starts its own traffic
+    (`kickoff`) as soon as it is, so the first queries flow while later models still load.
+    """
     await asyncio.to_thread(ensure_topics, bootstrap, partitions)
     stack = Stack(
         agents={p.key: p.agent(bootstrap=bootstrap) for p in parts},
         projector=follower(bootstrap, None) if follower is not None else None,
         bootstrap=bootstrap,
     )
-    members: list[Any] = [*stack.agents.values(), *([stack.projector] if stack.projector else [])]
+    stack.brokers.extend(a.broker for a in stack.agents.values())
+    if stack.projector:
+        stack.brokers.append(stack.projector.broker)
+
+    async def agent_up(agent: Agent[Any]) -> None:
+        await agent.admit()  # before its consumer joins: a second global instance is refused
+        await asyncio.gather(agent.broker.start(), agent.load())
+        await agent.kickoff()
+
+    async def follower_up(projector: Follower) -> None:
+        await projector.prepare()
+        await projector.broker.start()
+
     try:
-        await asyncio.gather(*(m.prepare() for m in members))
-        stack.brokers.extend(m.broker for m in members)
-        await asyncio.gather(*(broker.start() for broker in stack.brokers))
         for agent in stack.agents.values():
-            await agent.kickoff()
+            agent.loading()  # queued in the order of `parts`: the traffic source's first
+        await asyncio.gather(*(agent_up(a) for a in stack.agents.values()),
+                             *([follower_up(stack.projector)] if stack.projector else []))
         yield stack
     finally:
         for broker in reversed(stack.brokers):
@@ -182,6 +203,8 @@ async def in_memory(
         agents={p.key: p.agent(bootstrap="memory", broker=broker) for p in parts},
         projector=follower("memory", broker) if follower is not None else None,
     )
+    for agent in stack.agents.values():
+        agent.without_log()
     try:
         async with TestKafkaBroker(broker) as test_broker:
             stack.brokers.append(test_broker)

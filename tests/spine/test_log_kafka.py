@@ -158,3 +158,33 @@ async def test_replays_are_deterministic_and_archive_equals_kafka(
     assert cycles == [(0,), (1,)]
     with pytest.raises(ReplayError, match="exists"):
         replay_from_archive(tmp_path / "live.duckdb", until, progress=False)
+
+
+async def test_a_policy_that_loads_slowly_is_built_off_the_loop_and_misses_nothing(
+    kafka: EmbeddedBroker, db: Path
+) -> None:
+    """`running` joins each consumer group while the agent's deferred policy builds (a model
+    loading): records already on the log wait for it and are each answered once."""
+    import threading
+
+    from runtime.policy import Deferred
+    from runtime.stack import Part
+
+    rallies, built_on = 5, []
+
+    def slow_build():  # type: ignore[no-untyped-def]
+        built_on.append(threading.current_thread())
+        import time
+
+        time.sleep(4.5)  # longer than a group join (3 s here): its first records must wait
+        return PONGER
+
+    await _publish_log(kafka.bootstrap, [ping(f"r{r}", 0, 1) for r in range(rallies)])
+    async with running([Part("ponger", Deferred(slow_build))], projector_on(db),
+                       bootstrap=kafka.bootstrap) as stack:
+        ponger = stack.agents["ponger"]
+        await stack.wait_for(lambda: stack.projected() >= 2 * rallies, timeout=60)
+        await stack.settle(quiet=0.5)
+        assert ponger.handled == rallies and ponger.duplicates == 0
+        assert stack.projected() == 2 * rallies
+    assert len(built_on) == 1 and built_on[0] is not threading.main_thread()
