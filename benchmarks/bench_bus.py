@@ -63,8 +63,14 @@ def serving(config: SystemConfig) -> tuple[float, float]:
     direct = total / (time.perf_counter() - started)
 
     async def bus() -> float:
+        # The traffic source is built last, so that it opens the first cycle once every model
+        # is loaded, as the clock starts (`running` starts each agent's traffic as soon as
+        # that agent is ready).
+        parts = wake_parts(config)
+        parts = [p for p in parts if p.name != "gateway"] + [p for p in parts
+                                                            if p.name == "gateway"]
         with EmbeddedBroker() as kafka, tempfile.TemporaryDirectory() as tmp:
-            async with running(wake_parts(config), projector_on(Path(tmp) / "b.duckdb"),
+            async with running(parts, projector_on(Path(tmp) / "b.duckdb"),
                                bootstrap=kafka.bootstrap) as stack:
                 begun = time.perf_counter()
                 await until_graded(stack, config.traffic, timeout=1800, progress=False)

@@ -51,7 +51,12 @@ class Policy(Generic[S]):
     decide: Callable[[S, AnyEnvelope], Sequence[Emit]]
     evolve: Callable[[S, AnyEnvelope], S]
     start: Callable[[S], Sequence[Emit]] = _nothing
-    blocking: bool = False  # decide does heavy work (model inference): run it off the loop
+    #: decide does heavy work (model inference): the shell yields to the event loop after
+    #: each decision, so heartbeats and the other agents run between them. It decides on the
+    #: loop thread all the same: inference in threads beside the loop ran 5 to 10 times slower
+    #: per call on two cores (a generation loop releases the GIL at every tensor op and queues
+    #: to take it back); processes, not threads, scale inference out.
+    blocking: bool = False
     #: Decision and fold in one pass, for policies whose decision falls out of the fold
     #: (a join that completes); `decide` and `evolve` are then its two halves.
     step: Callable[[S, AnyEnvelope], tuple[Sequence[Emit], S]] | None = None

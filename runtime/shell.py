@@ -241,11 +241,10 @@ class Agent(Generic[S]):
         for attempt in range(1, HANDLER_TRIES + 1):
             try:
                 began = time.perf_counter()
-                if self.policy.blocking:
-                    got = await asyncio.to_thread(self.policy.react, self.state, event)
-                else:
-                    got = self.policy.react(self.state, event)
+                got = self.policy.react(self.state, event)
                 self.meter.decided(event.type, time.perf_counter() - began)
+                if self.policy.blocking:  # let heartbeats and the other agents run
+                    await asyncio.sleep(0)
                 return got
             except Exception as exc:
                 log.warning("%s: handling %s %s failed (try %d of %d): %s", self.spec.name,
