@@ -24,6 +24,8 @@ class Arm:
     name: str
     stands_for: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    #: The arm this one is another operating point of (a sweep point), if any.
+    family: str | None = None
 
     def config(self, base: SystemConfig, seed: int) -> SystemConfig:
         merged = _merge(base.model_dump(mode="json"), self.overrides)
@@ -37,6 +39,9 @@ def _merge(into: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         out[key] = _merge(out.get(key) or {}, value) if isinstance(value, dict) else value
     return out
 
+
+#: The confidence cascade's routing: the cheapest entry member first, confidence alone.
+_CASCADE = {"selector": {"route": "cheapest"}, "meta": {"rule": "confidence"}}
 
 ARMS: tuple[Arm, ...] = (  # the order runs go in: the main comparison first
     Arm("sleep-wake", "the whole system: gap map, envelopes, gap-cell KD, canary"),
@@ -53,8 +58,8 @@ ARMS: tuple[Arm, ...] = (  # the order runs go in: the main comparison first
         "(the floor PGR is measured from)", {"selector": {"route": "cheapest"},
                                              "meta": {"rule": "never"}, **NOBODY_SLEEPS}),
     Arm("cascade", "confidence cascade (FrugalGPT/AutoMix style): the cheapest entry member "
-        "first, escalate when calibrated confidence < θ, no EVI, no sleep",
-        {"selector": {"route": "cheapest"}, "meta": {"rule": "confidence"}, **NOBODY_SLEEPS}),
+        "first, escalate when calibrated confidence < θ_crit, no EVI, no sleep",
+        _merge(_CASCADE, NOBODY_SLEEPS)),
     Arm("uniform", "uniform fine-tuning: the same budget and schedule, examples from the whole "
         "log instead of the gap cells", {"sleep": {"examples": "uniform"}}),
     Arm("random-sleeper", "a random working member sleeps instead of argmax H_M",
@@ -63,4 +68,19 @@ ARMS: tuple[Arm, ...] = (  # the order runs go in: the main comparison first
         "the same budget", {"sleep": {"examples": "escalated"}}),
 )
 
-BY_NAME = {arm.name: arm for arm in ARMS}
+def _delta(family: str, base: dict[str, Any], delta: float) -> Arm:
+    return Arm(f"{family}@delta={delta}",
+               f"{family} with δ = {delta} instead of 0.1 (accepted answers must be ≥ 1 - δ "
+               "right, which sets θ_crit): another point on its cost-quality curve",
+               _merge(base, {"meta": {"delta": delta}}), family=family)
+
+
+#: Other operating points of the two routers without training (`--sweep`): δ sets θ_crit,
+#: so it moves each along its cost-quality curve; the report's APGR and cost at 95 % of
+#: always-top quality read the curve these points draw.
+SWEEP: tuple[Arm, ...] = (
+    *(_delta("static", NOBODY_SLEEPS, d) for d in (0.03, 0.3, 0.5)),
+    *(_delta("cascade", _merge(_CASCADE, NOBODY_SLEEPS), d) for d in (0.3, 0.5, 0.7)),
+)
+
+BY_NAME = {arm.name: arm for arm in (*ARMS, *SWEEP)}

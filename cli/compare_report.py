@@ -8,6 +8,7 @@ from pathlib import Path
 
 from cli.arms import BY_NAME
 from cli.evidence import Interval, RunFigures, interval
+from cli.frontier import apgr, cost_at_quality, pgr
 
 Figure = Callable[[RunFigures], float | None]
 
@@ -62,9 +63,10 @@ def arms_table(arms: dict[str, list[RunFigures]]) -> str:
 
 
 def routing_summary(arms: dict[str, list[RunFigures]]) -> str:
-    """PGR per arm and which arms reach 95 % of always-top quality, at what cost."""
+    """PGR per arm and, per router family (an arm and its sweep points), APGR over the cost
+    range and the cost at 95 % of always-top quality (cli.frontier), each over seeds."""
     if "always-top" not in arms or "cheapest-only" not in arms:
-        return ("PGR and the 95 %-of-always-top cost need both the always-top and the "
+        return ("PGR, APGR and the 95 %-of-always-top cost need both the always-top and the "
                 "cheapest-only arms in the comparison.")
     top = interval(_values(arms["always-top"], lambda r: r.accuracy)).mean
     low = interval(_values(arms["cheapest-only"], lambda r: r.accuracy)).mean
@@ -72,12 +74,48 @@ def routing_summary(arms: dict[str, list[RunFigures]]) -> str:
              "|---|---:|---|---:|"]
     for arm, runs in arms.items():
         acc = interval(_values(runs, lambda r: r.accuracy)).mean
-        pgr = (acc - low) / (top - low) if top != low else float("nan")
-        lines.append(f"| {arm} | {pgr:.2f} | {'yes' if acc >= 0.95 * top else 'no'} | "
+        lines.append(f"| {arm} | {pgr(acc, low, top):.2f} | "
+                     f"{'yes' if acc >= 0.95 * top else 'no'} | "
                      f"{_cell(runs, lambda r: r.all_in)} |")
+    return "\n".join(lines) + "\n\n" + family_table(arms)
+
+
+def family_of(arm: str) -> str:
+    """The router an arm is an operating point of (itself, unless it is a sweep point)."""
+    known = BY_NAME.get(arm)
+    return (known.family or arm) if known else arm
+
+
+def family_table(arms: dict[str, list[RunFigures]]) -> str:
+    """APGR and cost at 95 % of always-top quality per router family, per seed then over
+    seeds (a seed counts where it has the family's points and both reference arms)."""
+    refs = {name: {r.seed: (r.serving, r.accuracy) for r in arms[name]}
+            for name in ("cheapest-only", "always-top")}
+    families: dict[str, list[RunFigures]] = {}
+    for arm, runs in arms.items():
+        families.setdefault(family_of(arm), []).extend(runs)
+    lines = ["| router | operating points | APGR (serving cost) | serving cost at 95 % of "
+             "always-top accuracy |", "|---|---:|---:|---:|"]
+    for family, runs in families.items():
+        apgrs, costs, seeds = [], [], sorted({r.seed for r in runs})
+        for seed in seeds:
+            if seed not in refs["cheapest-only"] or seed not in refs["always-top"]:
+                continue
+            points = [(r.serving, r.accuracy) for r in runs if r.seed == seed]
+            lo, hi = refs["cheapest-only"][seed], refs["always-top"][seed]
+            apgrs.append(apgr(points, lo, hi))
+            costs.append(cost_at_quality(points, 0.95 * hi[1]))
+        reached = [c for c in costs if c is not None]
+        cost = (str(interval(reached)) if len(reached) == len(costs) and reached else
+                f"reached in {len(reached)} of {len(costs)} seeds")
+        count = len({r.arm for r in runs})
+        lines.append(f"| {family} | {count} | {interval(apgrs) if apgrs else '-'} | {cost} |")
     return "\n".join(lines) + (
-        "\n\nEach arm is one operating point, so PGR is a point value, not the average over a "
-        "cost sweep that APGR denotes; no arm here sweeps its threshold.")
+        "\n\nAPGR averages, over serving costs from cheapest-only's to always-top's, the best "
+        "PGR a router's operating points reach at that cost or less (a step curve; points "
+        "are not mixed). A router with one point gets its PGR times the share of the range "
+        "above its cost; `--sweep` adds other operating points of static routing and the "
+        "cascade (δ, which sets θ_crit). Per seed, then mean ± 95 % CI over seeds.")
 
 
 def paper_table(runs: Sequence[RunFigures]) -> str:
@@ -125,6 +163,15 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
                       color=colour)
         right.scatter([interval([r.all_in for r in runs]).mean], [acc.mean], s=50,
                       color=colour, label=arm)
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for arm, runs in arms.items():  # a swept router's points, joined in order of cost
+        curves.setdefault(family_of(arm), []).append(
+            (interval([r.serving for r in runs]).mean, interval([r.accuracy for r in runs]).mean))
+    for family, points in curves.items():
+        if len(points) > 1:
+            xs, ys = zip(*sorted(points), strict=True)
+            left.plot(xs, ys, color="grey", lw=1, alpha=0.6, zorder=0)
+            left.annotate(family, (xs[0], ys[0]), fontsize=7, color="grey")
     left.set_xlabel("serving cost per query, router included (always-top = 1)")
     left.set_ylabel("accuracy")
     left.set_title("serving: mean ± 95 % CI over seeds")

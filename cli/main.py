@@ -266,6 +266,10 @@ def compare(
         help="Change the traffic at a cycle for every arm: new-family@K (gcd joins at cycle K) "
         "or harder@K (20/40/40 levels from K); the report adds each arm's recovery time.")
     ] = None,
+    sweep: Annotated[bool, typer.Option(
+        "--sweep", help="Also run the sweep points: static routing and the cascade at three "
+        "more δ each (δ sets θ_crit), for the report's APGR and cost at 95 % of always-top "
+        "quality (see --list).")] = False,
     list_arms: Annotated[bool, typer.Option("--list", help="List the arms and exit.")] = False,
     report_only: Annotated[bool, typer.Option(
         "--report-only", help="Run nothing: report the runs already done in --out (the report "
@@ -277,12 +281,13 @@ def compare(
     a run already complete there is not run again, so an interrupted comparison continues
     where it stopped. The report puts the arms side by side (accuracy, escalation rate,
     serving, training and all-in cost per query, gap mass, confidence variance, the cycle
-    each settles by), the routing summary (PGR, 95 % of always-top quality) and the source
-    paper's claims beside what the sleep-wake arm measured.
+    each settles by), the routing summary (PGR; APGR and the cost at 95 % of always-top
+    quality per router, over its --sweep points) and the source paper's claims beside what
+    the sleep-wake arm measured.
     """
     from agents.cohort import cohort_from_zoo
     from agents.registry import unit_flops
-    from cli.arms import ARMS, BY_NAME
+    from cli.arms import ARMS, BY_NAME, SWEEP
     from cli.compare import RunFailed, plan, run_all
     from cli.compare_report import write_comparison
     from cli.evidence import read_figures
@@ -290,8 +295,12 @@ def compare(
     if list_arms:
         for arm in ARMS:
             typer.echo(f"{arm.name:20} {arm.stands_for}")
+        typer.echo("\nsweep points (--sweep):")
+        for arm in SWEEP:
+            typer.echo(f"{arm.name:20} {arm.stands_for}")
         return
     chosen = [a.strip() for a in arms.split(",") if a.strip()] or [a.name for a in ARMS]
+    chosen += [a.name for a in SWEEP if sweep and a.name not in chosen]
     unknown = [a for a in chosen if a not in BY_NAME]
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]

@@ -202,3 +202,63 @@ def test_a_run_that_never_settles_is_censored_at_its_end_not_left_out() -> None:
     assert _settles(settled, 0.8, 0) == 2
     wobbling = [0.8, 0.8, 0.8, 0.8, 0.8, 1.2]  # its last cycle is far from the final mean
     assert _settles(wobbling, sum(wobbling[-5:]) / 5, 0) == len(wobbling)
+
+
+def test_apgr_and_cost_at_quality_read_the_step_curve() -> None:
+    from cli.frontier import apgr, cost_at_quality
+
+    low, top = (0.5, 0.4), (1.0, 1.0)  # cheapest-only and always-top: (cost, accuracy)
+    # one point at cost 0.75 recovering half the gap: PGR 0.5 over the upper half of the range
+    assert apgr([(0.75, 0.7)], low, top) == pytest.approx(0.25)
+    # a cheaper, worse point adds its PGR only below the better one's cost
+    assert apgr([(0.75, 0.7), (0.6, 0.55)], low, top) == pytest.approx(
+        (0.25 * 0.15 + 0.5 * 0.25) / 0.5)
+    # a dearer point that is worse adds nothing: the best PGR reached so far holds
+    assert apgr([(0.75, 0.7), (0.9, 0.6)], low, top) == pytest.approx(0.25)
+    # points outside the range are clipped to it; always-top itself recovers nothing
+    assert apgr([(0.2, 1.0)], low, top) == pytest.approx(1.0)
+    assert apgr([top], low, top) == 0.0
+    with pytest.raises(ValueError, match="more than cheapest-only"):
+        apgr([top], (1.0, 0.4), top)
+    assert cost_at_quality([(0.75, 0.7), (0.9, 0.96), (0.95, 0.99)], 0.95) == 0.9
+    assert cost_at_quality([(0.75, 0.7)], 0.95) is None
+
+
+def test_sweep_points_are_their_router_at_another_delta(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from cli.arms import SWEEP
+    from cli.main import app
+
+    base = SystemConfig()
+    for arm in SWEEP:
+        assert arm.family in BY_NAME and arm.name.startswith(f"{arm.family}@delta=")
+        got, router = arm.config(base, 1), BY_NAME[arm.family].config(base, 1)
+        assert got.meta.delta != router.meta.delta
+        assert got.model_copy(update={"meta": router.meta}) == router
+    listed = CliRunner().invoke(app, ["compare", "--list"])
+    assert listed.exit_code == 0 and all(arm.name in listed.output for arm in SWEEP)
+
+
+def test_the_routing_summary_gives_apgr_per_router_over_its_sweep_points() -> None:
+    from cli.compare_report import by_arm, routing_summary
+    from cli.evidence import RunFigures
+
+    def run(arm: str, seed: int, cost: float, acc: float) -> RunFigures:
+        return RunFigures(arm=arm, seed=seed, cycles=1, accuracy=acc, escalation=0.0,
+                          serving=cost, training=0.0, conf_variance=0.0, gap_mass_initial=None,
+                          gap_mass_final=None, initial={}, final={}, settles_by=0, per_cycle={})
+
+    runs = [run(arm, seed, cost, acc) for seed in (0, 1) for arm, cost, acc in (
+        ("cheapest-only", 0.5, 0.4), ("always-top", 1.0, 1.0), ("static", 0.75, 0.7),
+        ("static@delta=0.3", 0.6, 0.55))]
+    routers = routing_summary(by_arm(runs)).split("| router |")[1]  # the per-router table
+
+    def cells(name: str) -> list[str]:
+        row = next(line for line in routers.splitlines() if line.startswith(f"| {name} |"))
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    # (0.25 · 0.15 + 0.5 · 0.25) / 0.5 on each seed
+    assert cells("static") == ["static", "2", "0.325 ± 0.000", "reached in 0 of 2 seeds"]
+    assert cells("always-top") == ["always-top", "1", "0.000 ± 0.000", "1.000 ± 0.000"]
+    assert "static@delta" not in routers
