@@ -88,23 +88,31 @@ def pure_policies(config: SystemConfig, cohort: Cohort | None = None) -> dict[st
 
 
 def trainer_part(config: SystemConfig) -> Part:
-    """The sleeper trainer: its policy folds the log, its runner trains in a child process."""
-    from agents.trainer.episode import EpisodeSettings
+    """The sleeper trainer: its policy folds the log, its runner trains in a child process.
+    Its episode settings price a step in always-top queries, which draws sample tasks:
+    seconds of imports, so they are worked out when the agent loads, off the event loop."""
     from agents.trainer.policy import TrainerConfig
     from agents.trainer.policy import make_policy as trainer_policy
     from agents.trainer.runner import TrainerAgent
+
+    trainer = TrainerConfig(examples=config.sleep.examples)
+    return Part("trainer", trainer_policy(trainer),
+                build=partial(TrainerAgent, settings=partial(episode_settings, config),
+                              trainer=trainer))
+
+
+def episode_settings(config: SystemConfig) -> Any:
+    """What every episode of this run's trainer is given (agents.trainer.episode)."""
+    from agents.trainer.episode import EpisodeSettings
     from modelcore.arch import ENTRY
 
     cohort = cohort_of(config)
     s = config.sleep
-    settings = EpisodeSettings(
+    return EpisodeSettings(
         zoo=config.zoo, store=s.adapter_store.resolve(),
         teacher=cohort.cheapest(cohort.top_tier).model_id, unit_flops=unit_flops(cohort),
         max_tokens=ENTRY.max_positions, rank=s.kd_rank, lr=s.kd_lr,
         replay_weight=s.kd_replay_weight, batch=s.kd_batch, checkpoint_every=s.checkpoint_every)
-    trainer = TrainerConfig(examples=s.examples)
-    return Part("trainer", trainer_policy(trainer),
-                build=partial(TrainerAgent, settings=settings, trainer=trainer))
 
 
 def unit_flops(cohort: Cohort) -> float:

@@ -26,7 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from agents.budget import step_units
 from agents.config import SystemConfig, load_config
-from agents.registry import cohort_of, trainer_part, unit_flops
+from agents.registry import cohort_of, episode_settings, unit_flops
 from agents.trainer.episode import run_episode
 from agents.trainer.policy import Job, LogQuery, Target, held_out
 from modelcore.backend import AdapterRef, ModelBackend
@@ -66,7 +66,7 @@ def main(member: str = "l0-chain-rev", cycles: int = 6, seed: int = 0, n_eval: i
     per_step = step_units(cohort.member(member).params, 2 * s.kd_batch, ENTRY.max_positions, unit)
     budget = steps or int(s.alpha * s.budget_per_cycle * s.slot_cycles // per_step)
     job = _job(member, cycles, seed, budget)
-    settings = trainer_part(config).build.keywords["settings"]  # type: ignore[union-attr]
+    settings = episode_settings(config)
     with tempfile.TemporaryDirectory() as store:
         settings = type(settings)(**{**settings.__dict__, "store": Path(store)})
         t0, c0 = time.perf_counter(), time.process_time()

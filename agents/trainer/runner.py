@@ -16,6 +16,7 @@ import multiprocessing
 import queue
 import signal
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from agents.trainer.episode import EpisodeSettings, run_episode
@@ -24,7 +25,7 @@ from events.control import TrainingProgress
 from events.envelope import derived_id
 from runtime.metrics import training_progress
 from runtime.policy import Emit, Policy
-from runtime.shell import Agent
+from runtime.shell import LOADER, Agent
 
 log = logging.getLogger("sleepwake.trainer")
 
@@ -49,14 +50,26 @@ def _child(job: Job, settings: EpisodeSettings, out: Any) -> None:
 
 
 class TrainerAgent(Agent[Any]):
-    def __init__(self, name: str, policy: Policy[Any], *, settings: EpisodeSettings,
+    def __init__(self, name: str, policy: Policy[Any], *,
+                 settings: EpisodeSettings | Callable[[], EpisodeSettings],
                  trainer: TrainerConfig, **kwargs: Any) -> None:
+        """`settings` may be given as how to work them out (seconds: see `load`)."""
         super().__init__(name, policy, **kwargs)
-        self.cfg, self.settings = trainer, settings
+        self.cfg = trainer
+        self.settings_of = settings
         self.running: str | None = None
         self.finished: set[str] = set()  # published here; the own topic confirms it later
         self.runner: asyncio.Task[None] | None = None
         self.app.after_startup(self.launch)
+
+    async def load(self) -> None:
+        """Work out the episode settings on the loader thread, then load as every agent."""
+        if callable(self.settings_of):
+            self.settings = await asyncio.get_running_loop().run_in_executor(
+                LOADER, self.settings_of)
+        else:
+            self.settings = self.settings_of
+        await super().load()
 
     async def handle_records(self, batch: Any) -> None:
         await super().handle_records(batch)
