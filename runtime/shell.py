@@ -121,12 +121,15 @@ class Agent(Generic[S]):
         await self.admit()
         await self.load()
 
-    async def admit(self) -> None:
-        """Create missing topics and refuse to be a second instance of a global agent (so
-        before this instance's consumer joins its group). Serves metrics if configured."""
+    async def admit(self, topics: bool = True) -> None:
+        """Create missing topics (unless `topics` is off: a stack made them for all its
+        agents) and refuse to be a second instance of a global agent (so before this
+        instance's consumer joins its group). Serves metrics if configured."""
         self.loading()
         serve_metrics()
-        await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(), all_topics())
+        if topics:
+            await asyncio.to_thread(ensure_topics, self.bootstrap, partitions_from_env(),
+                                    all_topics())
         if self.spec.scaling == "global":
             await asyncio.to_thread(refuse_second_instance, self.bootstrap, self.group,
                                     self.spec.name)

@@ -172,7 +172,8 @@ async def running(
         stack.brokers.append(stack.projector.broker)
 
     async def agent_up(agent: Agent[Any]) -> None:
-        await agent.admit()  # before its consumer joins: a second global instance is refused
+        await agent.admit(topics=False)  # before its consumer joins: a second global
+        # instance is refused; the topics were made above
         await asyncio.gather(agent.broker.start(), agent.load())
         await agent.kickoff()
 
