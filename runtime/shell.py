@@ -59,7 +59,7 @@ Outgoing = tuple[bytes, str, bytes | None]  # (body, topic, key)
 #: Where deferred policies are built (models loaded): on a thread of their own, so the default
 #: pool stays free for the admin and catch-up calls of the other agents, and one at a time,
 #: in the order asked: on two cores the traffic source's embedder, built first, gets the
-#: first query out soonest (model builds are serialised anyway: modelcore.backend.BUILDING).
+#: first query out soonest (the model core serialises model builds anyway).
 LOADER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sleepwake-load")
 
 
@@ -135,7 +135,7 @@ class Agent(Generic[S]):
                                     self.spec.name)
 
     def loading(self) -> asyncio.Future[Policy[S]]:
-        """Start building the policy on the loader threads (once; in the order asked)."""
+        """Start building the policy on the loader thread (once; in the order asked)."""
         if self._loading is None:
             self._loading = asyncio.get_running_loop().run_in_executor(
                 LOADER, built, self.deferred)

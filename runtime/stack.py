@@ -157,7 +157,7 @@ async def running(
     """Start agents (and the follower, if any) against a real broker; stop them on exit.
 
     Start-up overlaps what takes seconds: every consumer group joins (half a session timeout
-    on the embedded broker) while the deferred policies load, two at a time, in the order
+    on the embedded broker) while the deferred policies load, one at a time, in the order
     of `parts`; each agent consumes once its state is rebuilt, and starts its own traffic
     (`kickoff`) as soon as it is, so the first queries flow while later models still load.
     """
