@@ -156,18 +156,6 @@ def pure_agent(name: str) -> Any:
     return Agent(name, factories[name]())
 
 
-def one_torch_thread() -> None:
-    """One intra-op thread in every process that runs a model: on shared cores more threads
-    wait on each other, and the thread count changes float results in the last digits
-    (an embedding, a confidence), which would make a run depend on its process layout."""
-    import torch
-
-    from modelcore.quiet import quiet_libraries
-
-    torch.set_num_threads(1)
-    quiet_libraries()
-
-
 def router_of(config: SystemConfig) -> tuple[Callable[[Sequence[str]], Any],
                                               Callable[[str], float]]:
     """The configured router embedding and its normalised cost per query (the benchmark
@@ -199,6 +187,7 @@ def world_of(traffic: TrafficConfig) -> Any:
 def make_gateway(config: SystemConfig) -> Policy[Any]:
     from agents.gateway.policy import Traffic
     from agents.gateway.policy import make_policy as gateway_policy
+    from modelcore.building import one_torch_thread
     from modelcore.tasks import preload
 
     one_torch_thread()
@@ -213,6 +202,7 @@ def make_gateway(config: SystemConfig) -> Policy[Any]:
 def make_worker(config: SystemConfig, member: Member, cohort: Cohort) -> Policy[Any]:
     from agents.worker.policy import make_policy
     from modelcore.backend import ModelBackend
+    from modelcore.building import one_torch_thread
     from modelcore.cost import CostScale
 
     one_torch_thread()

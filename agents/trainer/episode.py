@@ -96,9 +96,9 @@ def _failed(job: Job, reason: str) -> TrainingFailed:
 
 def _run(job: Job, s: EpisodeSettings, report: Report) -> TrainingCompleted | TrainingFailed:
     from agents.cohort import member_dir
-    from agents.registry import one_torch_thread
     from modelcore.backend import AdapterRef as LoadRef
     from modelcore.backend import ModelBackend
+    from modelcore.building import one_torch_thread
     from modelcore.kd import KDConfig, KDExample, distil
 
     one_torch_thread()
