@@ -39,30 +39,36 @@ class Payload(BaseModel):
     @model_validator(mode="after")
     def _bounded(self) -> Payload:
         for name, value in self.__dict__.items():  # not `for ... in self`: hot path
-            _check_bounded(value, name)
+            if (bad := _violation(value)) is not None:
+                raise ValueError(f"{name}{bad}")
         return self
 
 
-def _check_bounded(value: Any, where: str) -> None:
-    """Reject integers, text and collections beyond the bounds above (nested values too)."""
-    if isinstance(value, bool) or value is None:
-        return
+def _violation(value: Any) -> str | None:
+    """The first bound `value` breaks (nested values too), as the path below it and the
+    reason, e.g. ".3.n: integer out of range"; None if it keeps them all. Scalars, the
+    common case, are told apart by their exact type first; paths are built only on failure."""
+    kind = type(value)
+    if kind is float or kind is bool or value is None:
+        return None
+    if kind is str or isinstance(value, str):
+        return None if len(value) <= MAX_TEXT else f": text longer than {MAX_TEXT} characters"
     if isinstance(value, int):
-        if abs(value) > MAX_INT:
-            raise ValueError(f"{where}: integer out of range (|n| <= {MAX_INT})")
-    elif isinstance(value, str):
-        if len(value) > MAX_TEXT:
-            raise ValueError(f"{where}: text longer than {MAX_TEXT} characters")
-    elif isinstance(value, dict | list | tuple):
+        return None if abs(value) <= MAX_INT else f": integer out of range (|n| <= {MAX_INT})"
+    if isinstance(value, dict | list | tuple):
         if len(value) > MAX_ITEMS:
-            raise ValueError(f"{where}: more than {MAX_ITEMS} items")
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            _check_bounded(key, where)
-            _check_bounded(item, f"{where}.{key}")
+            return f": more than {MAX_ITEMS} items"
+        keyed = isinstance(value, dict)
+        for key, item in value.items() if keyed else enumerate(value):
+            if keyed and (bad := _violation(key)) is not None:
+                return bad
+            if (bad := _violation(item)) is not None:
+                return f".{key}{bad}"
     elif isinstance(value, BaseModel):
         for name, item in value.__dict__.items():
-            _check_bounded(item, f"{where}.{name}")
+            if (bad := _violation(item)) is not None:
+                return f".{name}{bad}"
+    return None
 
 
 P = TypeVar("P", bound=Payload)

@@ -108,6 +108,7 @@ async def test_two_consumers_in_one_group_split_the_partitions(
     parts = proof("pinger", "ponger")
     async with running(parts, projector_on(db), bootstrap=kafka.bootstrap) as stack:
         twin = Agent("ponger", PONGER, bootstrap=kafka.bootstrap)
+        await twin.prepare()  # as any instance starts: an agent consumes once it is ready
         async with twin.broker:
             await twin.broker.start()
             await asyncio.sleep(4)  # both members joined (a join takes half the session)
