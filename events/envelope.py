@@ -59,7 +59,8 @@ def _violation(value: Any) -> str | None:
         if len(value) > MAX_ITEMS:
             return f": more than {MAX_ITEMS} items"
         keyed = isinstance(value, dict)
-        for key, item in value.items() if keyed else enumerate(value):
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
             if keyed and (bad := _violation(key)) is not None:
                 return bad
             if (bad := _violation(item)) is not None:
