@@ -155,7 +155,7 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
     # arms two orders of magnitude away (each seed drawn: an interval would cross zero).
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
     for i, (arm, runs) in enumerate(arms.items()):
-        colour = f"C{i % 10}"
+        colour = plt.get_cmap("tab20")(i % 20)  # distinct for up to 20 arms (with --sweep)
         serving, acc = interval([r.serving for r in runs]), interval([r.accuracy for r in runs])
         left.errorbar(serving.mean, acc.mean, xerr=serving.half or 0, yerr=acc.half or 0,
                       fmt="o", capsize=3, color=colour, label=arm)
@@ -190,6 +190,8 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
               ("serving", "serving cost / query"), ("gap_mass", "gap mass"))
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
         for arm, runs in arms.items():
+            if family_of(arm) != arm:  # sweep points: in the table and the frontier only
+                continue
             series = [r.per_cycle[key] for r in runs]
             length = min(len(s) for s in series)
             means = []
