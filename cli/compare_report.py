@@ -154,21 +154,19 @@ def write_plots(arms: dict[str, list[RunFigures]], out: Path) -> None:
     # Serving alone on a linear axis; all-in on a log axis, where training puts the sleeping
     # arms two orders of magnitude away (each seed drawn: an interval would cross zero).
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    curves: dict[str, list[tuple[float, float]]] = {}  # a swept router's points
     for i, (arm, runs) in enumerate(arms.items()):
         colour = plt.get_cmap("tab20")(i % 20)  # distinct for up to 20 arms (with --sweep)
         serving, acc = interval([r.serving for r in runs]), interval([r.accuracy for r in runs])
+        curves.setdefault(family_of(arm), []).append((serving.mean, acc.mean))
         left.errorbar(serving.mean, acc.mean, xerr=serving.half or 0, yerr=acc.half or 0,
                       fmt="o", capsize=3, color=colour, label=arm)
         right.scatter([r.all_in for r in runs], [r.accuracy for r in runs], s=12, alpha=0.5,
                       color=colour)
         right.scatter([interval([r.all_in for r in runs]).mean], [acc.mean], s=50,
                       color=colour, label=arm)
-    curves: dict[str, list[tuple[float, float]]] = {}
-    for arm, runs in arms.items():  # a swept router's points, joined in order of cost
-        curves.setdefault(family_of(arm), []).append(
-            (interval([r.serving for r in runs]).mean, interval([r.accuracy for r in runs]).mean))
     for family, points in curves.items():
-        if len(points) > 1:
+        if len(points) > 1:  # joined in order of cost
             xs, ys = zip(*sorted(points), strict=True)
             left.plot(xs, ys, color="grey", lw=1, alpha=0.6, zorder=0)
             left.annotate(family, (xs[0], ys[0]), fontsize=7, color="grey")

@@ -51,9 +51,9 @@ def _child(job: Job, settings: EpisodeSettings, out: Any) -> None:
 
 class TrainerAgent(Agent[Any]):
     def __init__(self, name: str, policy: Policy[Any], *,
-                 settings: EpisodeSettings | Callable[[], EpisodeSettings],
+                 settings: Callable[[], EpisodeSettings],
                  trainer: TrainerConfig, **kwargs: Any) -> None:
-        """`settings` may be given as how to work them out (seconds: see `load`)."""
+        """`settings` says how to work the episode settings out (seconds: see `load`)."""
         super().__init__(name, policy, **kwargs)
         self.cfg = trainer
         self.settings_of = settings
@@ -64,11 +64,8 @@ class TrainerAgent(Agent[Any]):
 
     async def load(self) -> None:
         """Work out the episode settings on the loader thread, then load as every agent."""
-        if callable(self.settings_of):
-            self.settings = await asyncio.get_running_loop().run_in_executor(
-                LOADER, self.settings_of)
-        else:
-            self.settings = self.settings_of
+        self.settings = await asyncio.get_running_loop().run_in_executor(
+            LOADER, self.settings_of)
         await super().load()
 
     async def handle_records(self, batch: Any) -> None:
